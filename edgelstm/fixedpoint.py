@@ -1,0 +1,263 @@
+"""Fixed-point primitives of TFLite's integer kernels, as tiny Numba functions.
+
+Each function computes exactly one named operation of gemmlowp's `fixedpoint.h` or of TFLite's
+`quantization_util`/`common.h`, on Python/Numba integers (int64 in Numba), with the C++ wrap-around
+and saturation made explicit. They are callable from Python as well as from other Numba code, and
+each one is property-tested against an exact big-integer model in tests/test_fixedpoint.py.
+
+Naming: `srdhm` = SaturatingRoundingDoublingHighMul, `rdbp` = RoundingDivideByPOT,
+`mbqm` = MultiplyByQuantizedMultiplier (double rounding, TFLite's default build).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+INT16_MIN, INT16_MAX = -32768, 32767
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+_jit = njit(cache=True, nogil=True)
+
+
+# -- integer width helpers ---------------------------------------------------------------------
+@_jit
+def wrap16(x):
+    """Two's-complement wrap to int16 (a C `static_cast<int16_t>`)."""
+    return ((x + 32768) & 0xFFFF) - 32768
+
+
+@_jit
+def wrap32(x):
+    """Two's-complement wrap to int32 (a C `static_cast<int32_t>` / int32 overflow)."""
+    return ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
+
+
+@_jit
+def sat16(x):
+    return min(max(x, -32768), 32767)
+
+
+@_jit
+def sat8(x):
+    return min(max(x, -128), 127)
+
+
+# -- gemmlowp core -----------------------------------------------------------------------------
+@_jit
+def srdhm32(a, b):
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32: round(a*b / 2^31), ties toward +inf;
+    the one overflowing case (INT32_MIN * INT32_MIN) saturates to INT32_MAX."""
+    if a == -2147483648 and b == -2147483648:
+        return 2147483647
+    return (a * b + (1 << 30)) >> 31
+
+
+@_jit
+def srdhm16(a, b):
+    """The int16 SaturatingRoundingDoublingHighMul: round(a*b / 2^15), ties toward +inf."""
+    if a == -32768 and b == -32768:
+        return 32767
+    return (a * b + (1 << 14)) >> 15
+
+
+@_jit
+def rdbp(x, exponent):
+    """RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+@_jit
+def sat_shift_left16(x, exponent):
+    """gemmlowp SaturatingRoundingMultiplyByPOT<+exponent> on int16: saturating left shift."""
+    threshold = (1 << (15 - exponent)) - 1
+    if x > threshold:
+        return 32767
+    if x < -threshold:
+        return -32768
+    return wrap16(x << exponent)
+
+
+@_jit
+def rounding_half_sum16(a, b):
+    """gemmlowp RoundingHalfSum for int16: (a + b + sign(a + b)) / 2, truncating."""
+    s = a + b
+    sign = 1 if s >= 0 else -1
+    q = s + sign
+    # C division truncates toward zero
+    return wrap16(q // 2 if q >= 0 else -((-q) // 2))
+
+
+@_jit
+def add_sat16(a, b):
+    return sat16(a + b)
+
+
+# -- TFLite requantization ---------------------------------------------------------------------
+@_jit
+def mbqm(x, multiplier, shift):
+    """MultiplyByQuantizedMultiplier, the double-rounding form TFLite builds by default:
+    RDBP(SRDHM(x * 2^max(shift,0), M), max(-shift,0)), with the left shift done in int32."""
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    return rdbp(srdhm32(wrap32(x * (1 << left)), multiplier), right)
+
+
+@_jit
+def quantize_multiplier(d):
+    """TFLite QuantizeMultiplier(double): (M, shift) with d ~= M * 2^(shift - 31), M in [2^30, 2^31).
+
+    Uses frexp and round-half-away-from-zero exactly as the C++ does.
+    """
+    if d == 0.0:
+        return 0, 0
+    q, e = math.frexp(d)
+    scaled = q * 2147483648.0
+    # std::round: halves away from zero
+    q_fixed = int(math.floor(abs(scaled) + 0.5))
+    if scaled < 0:
+        q_fixed = -q_fixed
+    if q_fixed == 2147483648:
+        q_fixed //= 2
+        e += 1
+    if e < -31:
+        e = 0
+        q_fixed = 0
+    return q_fixed, e
+
+
+# -- gemmlowp int16 exp / logistic / tanh ------------------------------------------------------
+def _rescale_constant16(c32: int) -> int:
+    """GEMMLOWP_CHECKED_FIXEDPOINT_CONSTANT for int16: the int32 constant, RDBP by 16."""
+    return int(rdbp(c32, 16))
+
+
+_K_EXP_M1_8 = _rescale_constant16(1895147668)  # e^(-1/8), Q0.15
+_K_ONE_THIRD = _rescale_constant16(715827883)  # 1/3, Q0.15
+_K_48_17 = _rescale_constant16(1515870810)  # 48/17, Q2.13
+_K_M32_17 = _rescale_constant16(-1010580540)  # -32/17, Q2.13
+_BARREL = np.array([_rescale_constant16(c) for c in
+                    (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)], dtype=np.int64)
+
+
+@_jit
+def exp_on_interval_m1_4_0_16(a):
+    """gemmlowp exp_on_interval_between_negative_one_quarter_and_0_excl, int16 Q0.15."""
+    x = wrap16(a + 4096)  # + 1/8
+    x2 = srdhm16(x, x)
+    x3 = srdhm16(x2, x)
+    x4 = srdhm16(x2, x2)
+    x4_over_4 = rdbp(x4, 2)
+    poly = rdbp(wrap16(srdhm16(wrap16(x4_over_4 + x3), _K_ONE_THIRD) + x2), 1)
+    return add_sat16(_K_EXP_M1_8, srdhm16(_K_EXP_M1_8, wrap16(x + poly)))
+
+
+@_jit
+def exp_on_negative_values16(a, integer_bits):
+    """gemmlowp exp_on_negative_values for FixedPoint<int16, integer_bits>; result Q0.15."""
+    frac_bits = 15 - integer_bits
+    one_quarter = 1 << (frac_bits - 2)
+    a_mod = wrap16((a & (one_quarter - 1)) - one_quarter)
+    result = exp_on_interval_m1_4_0_16(sat_shift_left16(a_mod, integer_bits) if integer_bits > 0 else a_mod)
+    remainder = wrap16(a_mod - a)
+    for k in range(7):
+        exponent = k - 2
+        if integer_bits > exponent:
+            if remainder & (1 << (frac_bits + exponent)):
+                result = srdhm16(result, _BARREL[k])
+    if integer_bits > 5:
+        clamp = -(1 << (20 - integer_bits))
+        if a < clamp:
+            result = 0
+    if a == 0:
+        result = 32767
+    return result
+
+
+@_jit
+def _newton_reciprocal16(half_denominator):
+    """The three Newton-Raphson steps shared by gemmlowp's 1/(1+x) and (1-x)/(1+x); Q2.13 result."""
+    x = wrap16(_K_48_17 + srdhm16(half_denominator, _K_M32_17))
+    for _ in range(3):
+        hdx = srdhm16(half_denominator, x)
+        one_minus = wrap16(8192 - hdx)
+        x = wrap16(x + sat_shift_left16(srdhm16(x, one_minus), 2))
+    return x
+
+
+@_jit
+def one_over_one_plus_x16(a):
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1, int16."""
+    x = _newton_reciprocal16(rounding_half_sum16(a, 32767))
+    return sat_shift_left16(x, 1)
+
+
+@_jit
+def one_minus_x_over_one_plus_x16(a):
+    """gemmlowp one_minus_x_over_one_plus_x_for_x_in_0_1, int16."""
+    x = _newton_reciprocal16(rounding_half_sum16(a, 32767))
+    return sat_shift_left16(wrap16(x - 8192), 2)
+
+
+@_jit
+def logistic16(a, integer_bits):
+    """gemmlowp logistic(FixedPoint<int16, integer_bits>) -> Q0.15."""
+    if a == 0:
+        return 16384
+    abs_a = a if a > 0 else wrap16(-a)
+    pos = one_over_one_plus_x16(exp_on_negative_values16(wrap16(-abs_a), integer_bits))
+    return pos if a > 0 else wrap16(32767 - pos)
+
+
+@_jit
+def tanh16(a, integer_bits):
+    """gemmlowp tanh(FixedPoint<int16, integer_bits>) -> Q0.15."""
+    if a == 0:
+        return 0
+    n = a if a < 0 else wrap16(-a)
+    # ExactMulByPot<1>: same raw value read with one more integer bit, i.e. exp(2n)
+    t = one_minus_x_over_one_plus_x16(exp_on_negative_values16(n, integer_bits + 1))
+    return wrap16(-t) if a < 0 else t
+
+
+@_jit
+def _fill_logistic(out, integer_bits):
+    for i in range(65536):
+        out[i] = logistic16(i - 32768, integer_bits)
+
+
+@_jit
+def _fill_tanh(out, integer_bits):
+    for i in range(65536):
+        out[i] = tanh16(i - 32768, integer_bits)
+
+
+_TABLES: dict[tuple[str, int], np.ndarray] = {}
+
+
+def logistic_table(integer_bits: int = 3) -> np.ndarray:
+    """All 65,536 outputs of `logistic16`, indexed by raw input + 32768 (int16)."""
+    key = ("logistic", integer_bits)
+    if key not in _TABLES:
+        t = np.empty(65536, dtype=np.int16)
+        _fill_logistic(t, integer_bits)
+        t.setflags(write=False)
+        _TABLES[key] = t
+    return _TABLES[key]
+
+
+def tanh_table(integer_bits: int) -> np.ndarray:
+    """All 65,536 outputs of `tanh16` for the given integer bits (0..6), indexed by raw + 32768."""
+    if not 0 <= integer_bits <= 6:
+        raise ValueError(f"gemmlowp tanh tables exist for 0..6 integer bits, not {integer_bits}")
+    key = ("tanh", integer_bits)
+    if key not in _TABLES:
+        t = np.empty(65536, dtype=np.int16)
+        _fill_tanh(t, integer_bits)
+        t.setflags(write=False)
+        _TABLES[key] = t
+    return _TABLES[key]

@@ -1,0 +1,204 @@
+"""`Model`: a loaded .tflite graph with prepared kernels, its state, and the ways to run it."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import InputError, ModelError
+from .ops import build_kernel
+from .ops.base import FLAVORS, OpKernel
+from .tflite_reader import Graph, Quantization, read_model
+
+ArrayOrList = Union[np.ndarray, list]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What a model input or output looks like (`shape` has -1 where the size is dynamic)."""
+
+    name: str
+    index: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    quantization: Optional[Quantization]
+
+
+class Model:
+    """A .tflite model prepared for edgelstm's integer kernels.
+
+    Use `edgelstm.load()` to make one. `run` follows the TFLite interpreter exactly, including the
+    LSTM state that persists between invocations (h and c live in variable tensors).
+    """
+
+    def __init__(self, graph: Graph, flavor: str = "tflite"):
+        if flavor not in FLAVORS:
+            raise ModelError(f"unknown flavor {flavor!r}; available: {', '.join(FLAVORS)}")
+        self.graph = graph
+        self.flavor = flavor
+        self._kernels: list[OpKernel] = [build_kernel(op, graph, flavor) for op in graph.operators]
+        self._variables = [t.index for t in graph.tensors if t.is_variable]
+        for i in self._variables:
+            t = graph.tensors[i]
+            if t.dtype is None or any(d < 0 for d in t.shape_signature):
+                raise ModelError(f"variable {t.describe()} must have a static numeric shape")
+        for i in graph.inputs:
+            t = graph.tensors[i]
+            if t.dtype is None:
+                raise ModelError(f"model input {t.describe()} has unsupported type {t.type_name}")
+        self._state = self.fresh_state()
+
+    # -- description --------------------------------------------------------------------------
+    def _info(self, idx: int) -> TensorInfo:
+        t = self.graph.tensors[idx]
+        return TensorInfo(t.name, idx, t.shape_signature, t.dtype, t.quant)
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return [self._info(i) for i in self.graph.inputs]
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return [self._info(i) for i in self.graph.outputs]
+
+    @property
+    def ops(self) -> list[str]:
+        return [op.opcode for op in self.graph.operators]
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{i.dtype.name}{list(i.shape)}" for i in self.inputs)
+        outs = ", ".join(f"{o.dtype.name}{list(o.shape)}" for o in self.outputs)
+        return f"<edgelstm.Model flavor={self.flavor} ops={len(self._kernels)} in=({ins}) out=({outs})>"
+
+    # -- state ----------------------------------------------------------------------------------
+    def fresh_state(self) -> dict[int, np.ndarray]:
+        """Variable tensors as after the interpreter's reset: int8 at their zero point, others 0."""
+        state = {}
+        for i in self._variables:
+            t = self.graph.tensors[i]
+            fill = t.quant.zp if (t.quant is not None and t.dtype == np.int8) else 0
+            state[i] = np.full(t.shape, fill, dtype=t.dtype)
+        return state
+
+    def reset(self) -> None:
+        """Reset every variable tensor (LSTM h to its zero point, c to 0), as reset_all_variables()."""
+        self._state = self.fresh_state()
+
+    # -- running --------------------------------------------------------------------------------
+    def _check_inputs(self, x: ArrayOrList) -> list[np.ndarray]:
+        specs = self.inputs
+        if isinstance(x, np.ndarray):
+            xs = [x]
+        elif isinstance(x, (list, tuple)) and all(isinstance(a, np.ndarray) for a in x):
+            xs = list(x)
+        else:
+            raise InputError(f"expected a numpy array (or a list of {len(specs)} arrays), got {type(x).__name__}")
+        if len(xs) != len(specs):
+            raise InputError(f"the model has {len(specs)} inputs, got {len(xs)} arrays")
+        out = []
+        for a, spec in zip(xs, specs):
+            if a.dtype != spec.dtype:
+                raise InputError(f"input '{spec.name}' must be {spec.dtype.name}, got {a.dtype.name}")
+            if a.ndim != len(spec.shape) or any(s != -1 and s != d for s, d in zip(spec.shape, a.shape)):
+                raise InputError(f"input '{spec.name}' must have shape {list(spec.shape)} (-1 = any), "
+                                 f"got {list(a.shape)}")
+            if a.size == 0:
+                raise InputError(f"input '{spec.name}' is empty (shape {list(a.shape)})")
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise InputError(f"input '{spec.name}' contains NaN or infinity")
+            out.append(np.ascontiguousarray(a))
+        return out
+
+    def _execute(self, xs: list[np.ndarray], state: dict[int, np.ndarray],
+                 keep_all: bool = False) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+        values: dict[int, np.ndarray] = {}
+        for t in self.graph.tensors:
+            if t.data is not None:
+                values[t.index] = t.data
+        values.update(state)
+        for i, a in zip(self.graph.inputs, xs):
+            values[i] = a
+        for k in self._kernels:
+            args = [values[i] if i != -1 else None for i in k.op.inputs]
+            results = k.run(args)
+            for i, r in zip(k.op.outputs, results):
+                values[i] = r
+        outs = [values[i].copy() for i in self.graph.outputs]
+        return outs, (values if keep_all else {})
+
+    def run(self, x: ArrayOrList, reset: bool = True) -> Union[np.ndarray, list[np.ndarray]]:
+        """Run the model on `x` (the model's input dtype and shape; a list for several inputs).
+
+        State is reset first unless `reset=False`, which continues from the previous call.
+        Returns the output array, or a list of arrays for a multi-output model.
+        """
+        xs = self._check_inputs(x)
+        if reset:
+            self.reset()
+        outs, _ = self._execute(xs, self._state)
+        return outs[0] if len(outs) == 1 else outs
+
+    def run_all_tensors(self, x: ArrayOrList, reset: bool = True) -> dict[int, np.ndarray]:
+        """Run like `run` and return every tensor's value by index (for locating mismatches)."""
+        xs = self._check_inputs(x)
+        if reset:
+            self.reset()
+        _, values = self._execute(xs, self._state, keep_all=True)
+        return {i: np.array(v) for i, v in values.items()}
+
+    def run_batch(self, xs: Union[np.ndarray, Sequence[ArrayOrList]], workers: Optional[int] = None) -> list:
+        """Run many independent sequences (state reset for each), spread over the CPU cores.
+
+        `xs` is a sequence of inputs, each exactly what `run` accepts (a stacked array works:
+        its first axis indexes the sequences). Returns a list of outputs in order.
+        """
+        items = list(xs)
+        if not items:
+            return []
+        checked = [self._check_inputs(x) for x in items]
+        n_workers = workers or min(len(items), os.cpu_count() or 1)
+
+        def work(chunk: list[list[np.ndarray]]) -> list:
+            res = []
+            for x in chunk:
+                outs, _ = self._execute(x, self.fresh_state())
+                res.append(outs[0] if len(outs) == 1 else outs)
+            return res
+
+        if n_workers <= 1:
+            return work(checked)
+        bounds = np.linspace(0, len(checked), n_workers + 1).astype(int)
+        chunks = [checked[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            parts = list(pool.map(work, chunks))
+        return [r for part in parts for r in part]
+
+    def macs(self, x: ArrayOrList) -> int:
+        """Exact count of the multiply-accumulates one `run(x)` performs."""
+        xs = self._check_inputs(x)
+        state = self.fresh_state()
+        values: dict[int, np.ndarray] = {t.index: t.data for t in self.graph.tensors if t.data is not None}
+        values.update(state)
+        values.update(zip(self.graph.inputs, xs))
+        total = 0
+        for k in self._kernels:
+            args = [values[i] if i != -1 else None for i in k.op.inputs]
+            total += k.macs(args)
+            for i, r in zip(k.op.outputs, k.run(args)):
+                values[i] = r
+        return total
+
+
+def load(source: Union[str, Path, bytes], flavor: str = "tflite") -> Model:
+    """Load a .tflite model (path or bytes) and prepare it for edgelstm's kernels.
+
+    flavor="tflite" matches the TFLite/LiteRT interpreter's builtin kernels bit for bit.
+    Raises `edgelstm.ModelError` if the file is malformed or uses something unsupported.
+    """
+    if flavor not in FLAVORS:
+        raise ModelError(f"unknown flavor {flavor!r}; available: {', '.join(FLAVORS)}")
+    return Model(read_model(source), flavor)

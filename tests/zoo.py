@@ -1,0 +1,286 @@
+"""The test model zoo: tf_keras models converted to full int8 by the stock converter at test time.
+
+Each entry is a builder function returning (keras_model, calibration_array). Converted flatbuffers
+are cached on disk (keyed by the builder's source and the TensorFlow version), so a second test run
+does not pay for TensorFlow again; a cold cache converts everything (about a minute on 2 cores).
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+T_DEFAULT, F_DEFAULT = 20, 6
+_BUILDERS: dict[str, tuple[Callable, str]] = {}
+CACHE_DIR = Path(os.environ.get("EDGELSTM_ZOO_CACHE", Path.home() / ".cache" / "edgelstm" / "zoo"))
+
+
+def zoo_model(name: str, io: str = "int8"):
+    def deco(fn):
+        _BUILDERS[name] = (fn, io)
+        return fn
+    return deco
+
+
+def names() -> list[str]:
+    return list(_BUILDERS)
+
+
+def _calib(shape, n=24, seed=0, scale=1.0, offset=0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, *shape)) * scale + offset).astype(np.float32)
+
+
+def _keras():
+    from edgelstm.convert import keras_module
+
+    return keras_module()
+
+
+def _seed(s: int):
+    import tensorflow as tf
+
+    tf.random.set_seed(s)
+    np.random.seed(s)
+
+
+def _randomize_biases(model, seed: int = 1, scale: float = 0.3):
+    """Fresh Keras layers have zero biases, which the converter drops; real models have biases."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        new = [w + rng.normal(scale=scale, size=w.shape).astype(w.dtype) if w.ndim == 1 else w for w in ws]
+        layer.set_weights(new)
+    return model
+
+
+# -- the zoo ---------------------------------------------------------------------------------------
+@zoo_model("basic")
+def _basic():
+    K = _keras(); L = K.layers; _seed(1)
+    x = K.Input((T_DEFAULT, F_DEFAULT), batch_size=1)
+    m = K.Model(x, L.Dense(4)(L.LSTM(16)(x)))
+    return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("tiny")
+def _tiny():
+    K = _keras(); L = K.layers; _seed(2)
+    x = K.Input((1, 1), batch_size=1)
+    m = K.Model(x, L.LSTM(1)(x))
+    return _randomize_biases(m), _calib((1, 1, 1))
+
+
+@zoo_model("odd_h7_f5")
+def _odd():
+    K = _keras(); L = K.layers; _seed(3)
+    x = K.Input((13, 5), batch_size=1)
+    m = K.Model(x, L.Dense(3)(L.LSTM(7)(x)))
+    return _randomize_biases(m), _calib((1, 13, 5), offset=0.7)
+
+
+@zoo_model("wide_h300")
+def _wide():
+    K = _keras(); L = K.layers; _seed(4)
+    x = K.Input((8, 6), batch_size=1)
+    m = K.Model(x, L.Dense(2)(L.LSTM(300)(x)))
+    return _randomize_biases(m), _calib((1, 8, 6), n=12)
+
+
+@zoo_model("long_t500")
+def _long():
+    K = _keras(); L = K.layers; _seed(5)
+    x = K.Input((500, 3), batch_size=1)
+    m = K.Model(x, L.Dense(2)(L.LSTM(12)(x)))
+    return _randomize_biases(m), _calib((1, 500, 3), n=8)
+
+
+@zoo_model("stacked3")
+def _stacked():
+    K = _keras(); L = K.layers; _seed(6)
+    x = K.Input((T_DEFAULT, F_DEFAULT), batch_size=1)
+    y = L.LSTM(24, return_sequences=True)(x)
+    y = L.LSTM(16, return_sequences=True)(y)
+    y = L.LSTM(8)(y)
+    m = K.Model(x, L.Dense(4, activation="softmax")(y))
+    return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("seq2seq_td")
+def _seq2seq():
+    K = _keras(); L = K.layers; _seed(7)
+    x = K.Input((T_DEFAULT, F_DEFAULT), batch_size=1)
+    y = L.LSTM(12, return_sequences=True)(x)
+    m = K.Model(x, L.TimeDistributed(L.Dense(3))(y))
+    return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("bidirectional")
+def _bidir():
+    K = _keras(); L = K.layers; _seed(8)
+    x = K.Input((T_DEFAULT, F_DEFAULT), batch_size=1)
+    y = L.Bidirectional(L.LSTM(10))(x)
+    m = K.Model(x, L.Dense(3)(y))
+    return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("conv1d_lstm")
+def _conv():
+    K = _keras(); L = K.layers; _seed(9)
+    x = K.Input((32, F_DEFAULT), batch_size=1)
+    y = L.Conv1D(8, 3, activation="relu")(x)
+    y = L.MaxPooling1D(2)(y)
+    y = L.LSTM(10, return_sequences=True)(y)
+    y = L.AveragePooling1D(2)(y)
+    y = L.GlobalAveragePooling1D()(y)
+    m = K.Model(x, L.Dense(3, activation="softmax")(y))
+    return _randomize_biases(m), _calib((1, 32, F_DEFAULT))
+
+
+@zoo_model("pool_heads")
+def _pool_heads():
+    K = _keras(); L = K.layers; _seed(10)
+    x = K.Input((T_DEFAULT, F_DEFAULT), batch_size=1)
+    y = L.LSTM(12, return_sequences=True)(x)
+    y = L.GlobalMaxPooling1D()(y)
+    y = L.Dropout(0.3)(y)
+    y = L.Dense(6, activation="sigmoid")(y)
+    m = K.Model(x, L.Dense(2, activation="tanh")(y))
+    return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("concat_add_flatten")
+def _concat_add():
+    K = _keras(); L = K.layers; _seed(11)
+    x = K.Input((T_DEFAULT, F_DEFAULT), batch_size=1)
+    a = L.LSTM(8)(x)
+    b = L.LSTM(8)(x)
+    y = L.Concatenate()([a, b])
+    y = L.Concatenate()([y, L.Add()([a, b])])
+    y = L.Flatten()(L.Reshape((4, 6))(y))
+    m = K.Model(x, L.Dense(4, activation="relu")(y))
+    return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("batchnorm_relu")
+def _bn():
+    K = _keras(); L = K.layers; _seed(12)
+    x = K.Input((T_DEFAULT, F_DEFAULT), batch_size=1)
+    y = L.LSTM(10, return_sequences=True)(x)
+    y = L.BatchNormalization()(y)
+    y = L.Activation("relu")(y)
+    y = L.LSTM(6)(y)
+    y = L.Dense(8)(y)
+    y = L.BatchNormalization()(y)
+    m = K.Model(x, L.Softmax()(L.Dense(3)(y)))
+    m = _randomize_biases(m)
+    for layer in m.layers:  # non-trivial normalisation statistics
+        if isinstance(layer, L.BatchNormalization):
+            g, b, mu, var = layer.get_weights()
+            rng = np.random.default_rng(3)
+            layer.set_weights([g * rng.uniform(0.5, 1.5, g.shape), b + rng.normal(0, 0.2, b.shape),
+                               mu + rng.normal(0, 0.1, mu.shape), var * rng.uniform(0.5, 2, var.shape)])
+    return m, _calib((1, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("batch4")
+def _batch4():
+    K = _keras(); L = K.layers; _seed(13)
+    x = K.Input((T_DEFAULT, F_DEFAULT), batch_size=4)
+    m = K.Model(x, L.Dense(4)(L.LSTM(16)(x)))
+    return _randomize_biases(m), _calib((4, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("dynamic_time")
+def _dyn():
+    K = _keras(); L = K.layers; _seed(14)
+    x = K.Input((None, F_DEFAULT), batch_size=1)
+    m = K.Model(x, L.Dense(4)(L.LSTM(16)(x)))
+    return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("float_io", io="float")
+def _float_io():
+    K = _keras(); L = K.layers; _seed(15)
+    x = K.Input((T_DEFAULT, F_DEFAULT), batch_size=1)
+    y = L.LSTM(16, return_sequences=True)(x)
+    m = K.Model(x, L.TimeDistributed(L.Dense(2))(y))
+    return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
+
+
+@zoo_model("trained")
+def _trained():
+    """A small LSTM actually trained (sign of the running sum of a noisy signal)."""
+    K = _keras(); L = K.layers; _seed(16)
+    rng = np.random.default_rng(16)
+    X = rng.normal(size=(512, 30, 2)).astype(np.float32)
+    y = (np.cumsum(X[:, :, 0] - 0.5 * X[:, :, 1], axis=1)[:, -1] > 0).astype(np.int32)
+    x = K.Input((30, 2), batch_size=None)
+    h = L.LSTM(20)(x)
+    train = K.Model(x, L.Dense(2, activation="softmax")(h))
+    train.compile(optimizer=K.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    train.fit(X, y, epochs=6, batch_size=32, verbose=0)
+    xf = K.Input((30, 2), batch_size=1)
+    fixed = K.Model(xf, L.Dense(2, activation="softmax")(L.LSTM(20)(xf)))
+    fixed.set_weights(train.get_weights())
+    return fixed, X[:64, None]
+
+
+# -- building ---------------------------------------------------------------------------------------
+def _key(name: str) -> str:
+    fn, io = _BUILDERS[name]
+    import tensorflow as tf
+
+    src = inspect.getsource(fn) + io + tf.__version__ + inspect.getsource(_randomize_biases)
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
+
+
+def build(name: str) -> bytes:
+    """The .tflite bytes of a zoo model (converted on first use, then cached)."""
+    from edgelstm.convert import convert_int8
+
+    fn, io = _BUILDERS[name]
+    path = CACHE_DIR / f"{name}-{_key(name)}.tflite"
+    if path.exists():
+        return path.read_bytes()
+    model, calib = fn()
+    data = convert_int8(model, calib, io=io)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return data
+
+
+def sample_inputs(model_bytes: bytes, n_random: int = 3, seed: int = 0, time_steps=None) -> list[list[np.ndarray]]:
+    """Random inputs over the full input range plus the constant extremes (-128, 127, zero point)."""
+    import edgelstm
+
+    m = edgelstm.load(model_bytes)
+    rng = np.random.default_rng(seed)
+    out = []
+    specs = m.inputs
+    shapes = [tuple(d if d != -1 else (time_steps or T_DEFAULT) for d in s.shape) for s in specs]
+    for k in range(n_random + 3):
+        xs = []
+        for spec, shape in zip(specs, shapes):
+            if spec.dtype == np.int8:
+                if k < n_random:
+                    a = rng.integers(-128, 128, size=shape, dtype=np.int8)
+                else:
+                    fill = [-128, 127, spec.quantization.zp if spec.quantization else 0][k - n_random]
+                    a = np.full(shape, fill, dtype=np.int8)
+            else:
+                if k < n_random:
+                    a = rng.normal(scale=1.5, size=shape).astype(spec.dtype)
+                else:
+                    a = np.full(shape, [-4.0, 4.0, 0.0][k - n_random], dtype=spec.dtype)
+            xs.append(a)
+        out.append(xs)
+    return out
