@@ -260,13 +260,13 @@ def build(name: str) -> bytes:
 
 def sample_inputs(model_bytes: bytes, n_random: int = 3, seed: int = 0, time_steps=None) -> list[list[np.ndarray]]:
     """Random inputs over the full input range plus the constant extremes (-128, 127, zero point)."""
-    import edgelstm
+    from edgelstm.tflite_reader import read_model
 
-    m = edgelstm.load(model_bytes)
+    graph = read_model(model_bytes)
     rng = np.random.default_rng(seed)
     out = []
-    specs = m.inputs
-    shapes = [tuple(d if d != -1 else (time_steps or T_DEFAULT) for d in s.shape) for s in specs]
+    specs = [graph.tensors[i] for i in graph.inputs]
+    shapes = [tuple(d if d != -1 else (time_steps or T_DEFAULT) for d in s.shape_signature) for s in specs]
     for k in range(n_random + 3):
         xs = []
         for spec, shape in zip(specs, shapes):
@@ -274,7 +274,7 @@ def sample_inputs(model_bytes: bytes, n_random: int = 3, seed: int = 0, time_ste
                 if k < n_random:
                     a = rng.integers(-128, 128, size=shape, dtype=np.int8)
                 else:
-                    fill = [-128, 127, spec.quantization.zp if spec.quantization else 0][k - n_random]
+                    fill = [-128, 127, spec.quant.zp if spec.quant else 0][k - n_random]
                     a = np.full(shape, fill, dtype=np.int8)
             else:
                 if k < n_random:

@@ -1,0 +1,261 @@
+"""UNIDIRECTIONAL_SEQUENCE_LSTM, full-integer 8x8_16 path (int8 activations and weights, int16 cell).
+
+Bit-exact with LiteRT's `EvalInteger8x8_16` (shared/reference/tflite_int8_lstm_spec.md, section 2),
+including two behaviours of LiteRT that are arguably bugs but are what the interpreter computes
+(shared/reference/litert_vs_tflm.md, sections 2 and 3):
+- the hidden state is requantized with the scale/zero point of intermediate 4, not of the output
+  state tensor (input 18), while the recurrent matmul reads it back with input 18's parameters;
+- for cell-state scales outside 2^-15..2^-9, gemmlowp's tanh is not dispatched and the buffer it
+  should have written still holds the input gate, so h = o * sigmoid(i) instead of o * tanh(c).
+
+Prepare (Python) folds zero points into biases and turns float scales into multipliers once; eval
+(Numba) is integer arithmetic over flat arrays: the input contributions of all timesteps are done
+as one matrix product up front, since they do not depend on the recurrence.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+from numba import njit
+
+from .. import fixedpoint as fp
+from ..fixedpoint import mbqm, rdbp, sat16, wrap16, wrap32
+from .base import OpKernel, register
+
+# Input tensor indices of the op (lstm_shared.h)
+X, WXI, WXF, WXC, WXO, WHI, WHF, WHC, WHO = 0, 1, 2, 3, 4, 5, 6, 7, 8
+PEEP_I, PEEP_F, PEEP_O = 9, 10, 11
+BI, BF, BC, BO = 12, 13, 14, 15
+PROJ_W, PROJ_B = 16, 17
+H_STATE, C_STATE = 18, 19
+LN_I, LN_F, LN_C, LN_O = 20, 21, 22, 23
+
+GATES = "ifco"  # storage order of the fused gate rows: input, forget, cell, output
+_F32_2_M12 = np.float32(2.0 ** -12)  # gate pre-activation scale without layer norm (Q3.12)
+_F32_2_M15 = np.float32(2.0 ** -15)
+
+
+@njit(cache=True, nogil=True)
+def _input_gates(x, wx, bx, mult, shift, n_cell, zx):
+    """zx[t, r] = sat16(MBQM(bx[r] + sum_k wx[r, k] * x[t, k])) for every timestep at once."""
+    n_t, n_in = x.shape
+    n_rows = wx.shape[0]
+    for t in range(n_t):
+        for r in range(n_rows):
+            acc = np.int32(0)
+            for k in range(n_in):
+                acc += np.int32(wx[r, k]) * np.int32(x[t, k])
+            g = r // n_cell
+            zx[t, r] = sat16(mbqm(wrap32(np.int64(bx[r]) + acc), mult[g], shift[g]))
+
+
+@njit(cache=True, nogil=True)
+def _sequence(zx, h, c, wh, bh, mult_h, shift_h, sig_table, tanh_g_table, tanh_c_table,
+              tanh_c_valid, cell_shift, cell_clip, hid_mult, hid_shift, hid_zp, out):
+    """Run the recurrence for one batch row: zx are the input-gate terms, h/c are updated in place."""
+    n_t = zx.shape[0]
+    n_cell = c.shape[0]
+    n_out = h.shape[0]
+    n_rows = wh.shape[0]
+    z = np.empty(n_rows, dtype=np.int32)
+    hx = np.empty(n_out, dtype=np.int32)
+    for t in range(n_t):
+        for k in range(n_out):
+            hx[k] = h[k]
+        for r in range(n_rows):
+            acc = np.int32(0)
+            for k in range(n_out):
+                acc += np.int32(wh[r, k]) * hx[k]
+            g = r // n_cell
+            # saturate once, after adding the recurrent term to the (already saturated) input term
+            z[r] = sat16(mbqm(wrap32(np.int64(bh[r]) + acc), mult_h[g], shift_h[g]) + zx[t, r])
+        for j in range(n_cell):
+            i_gate = np.int32(sig_table[z[j] + 32768])
+            f_gate = np.int32(sig_table[z[n_cell + j] + 32768])
+            g_gate = np.int32(tanh_g_table[z[2 * n_cell + j] + 32768])
+            o_gate = np.int32(sig_table[z[3 * n_cell + j] + 32768])
+            c_old = np.int32(c[j])
+            c1 = wrap16(rdbp(f_gate * c_old, 15))
+            c2 = wrap16(rdbp(i_gate * g_gate, cell_shift))
+            c_new = sat16(c1 + c2)
+            if cell_clip > 0:
+                c_new = min(max(c_new, -cell_clip), cell_clip)
+            c[j] = c_new
+            # LiteRT leaves its tanh buffer (holding the input gate) untouched for unsupported scales
+            t_val = np.int32(tanh_c_table[c_new + 32768]) if tanh_c_valid else i_gate
+            hv = mbqm(o_gate * t_val, hid_mult, hid_shift) + hid_zp
+            if j < n_out:
+                h[j] = min(max(hv, -128), 127)
+        for k in range(n_out):
+            out[t, k] = h[k]
+
+
+@register("UNIDIRECTIONAL_SEQUENCE_LSTM")
+class UnidirectionalSequenceLSTM(OpKernel):
+    def prepare(self) -> None:
+        op = self.op
+        if len(op.inputs) not in (20, 24):
+            raise self.fail(f"expects 20 or 24 inputs, has {len(op.inputs)}")
+        if len(op.outputs) != 1:
+            raise self.fail(f"expects 1 output, has {len(op.outputs)}")
+        x = self.input(X)
+        if x.dtype != np.int8:
+            raise self.fail(f"only the full-integer (int8 input) LSTM is supported; input is {x.type_name}"
+                            " (float or hybrid models: convert with a representative dataset and int8 ops)")
+        self._refuse_variants()
+        opts = op.options
+        if opts.get("diagonal_recurrent_tensors"):
+            raise self.fail("diagonal recurrent weights (IndyLSTM) are not supported")
+        if len(op.intermediates) != 5:
+            raise self.fail(f"the integer LSTM needs 5 intermediate tensors, has {len(op.intermediates)}")
+        self.time_major = bool(opts.get("time_major", False))
+        if len(x.shape) != 3:
+            raise self.fail(f"input must be 3-D, is {list(x.shape)}")
+        self.n_in = x.shape[2]
+
+        wx = [self.input(i) for i in (WXI, WXF, WXC, WXO)]
+        wh = [self.input(i) for i in (WHI, WHF, WHC, WHO)]
+        bias = [self.input(i) for i in (BI, BF, BC, BO)]
+        h_t, c_t = self.input(H_STATE), self.input(C_STATE)
+        for t in wx + wh:
+            self.expect_dtype(t, np.int8)
+            self.constant(t)
+            self.per_tensor_quant(t)
+        self.n_cell = wx[0].shape[0] if len(wx[0].shape) == 2 else -1
+        self.n_out = wh[0].shape[1] if len(wh[0].shape) == 2 else -1
+        for g, t in zip(GATES, wx):
+            if t.shape != (self.n_cell, self.n_in):
+                raise self.fail(f"input weights of gate {g} must be [{self.n_cell}, {self.n_in}], are {list(t.shape)}")
+        for g, t in zip(GATES, wh):
+            if t.shape != (self.n_cell, self.n_out):
+                raise self.fail(f"recurrent weights of gate {g} must be [{self.n_cell}, {self.n_out}], "
+                                f"are {list(t.shape)}")
+        if self.n_out != self.n_cell:
+            raise self.fail("without projection the output size must equal the cell count")
+        for g, t in zip(GATES, bias):
+            self.expect_dtype(t, np.int32)
+            self.constant(t)
+            if t.shape != (self.n_cell,):
+                raise self.fail(f"bias of gate {g} must be [{self.n_cell}], is {list(t.shape)}")
+
+        for t, dt in ((h_t, np.int8), (c_t, np.int16)):
+            self.expect_dtype(t, dt)
+            if not t.is_variable:
+                raise self.fail(f"{t.describe()} must be a variable (state) tensor")
+            if len(t.shape) != 2:
+                raise self.fail(f"state {t.describe()} must be 2-D [batch, units]")
+        self.n_batch = h_t.shape[0]
+        if h_t.shape != (self.n_batch, self.n_out) or c_t.shape != (self.n_batch, self.n_cell):
+            raise self.fail(f"state shapes {list(h_t.shape)} / {list(c_t.shape)} do not match "
+                            f"[batch, {self.n_out}] / [batch, {self.n_cell}]")
+        batch_dim = 1 if self.time_major else 0
+        if x.shape_signature[batch_dim] not in (-1, self.n_batch):
+            raise self.fail(f"input batch {x.shape[batch_dim]} does not match state batch {self.n_batch}")
+
+        s_in, z_in = self.per_tensor_quant(x)
+        s_h, z_h = self.per_tensor_quant(h_t)
+        s_c, _ = self.per_tensor_quant(c_t)
+        out_t = self.output(0)
+        self.expect_dtype(out_t, np.int8)
+        hidden = self.graph.tensors[op.intermediates[4]]
+        s4, z4 = self.per_tensor_quant(hidden)
+        if not -128 <= z4 <= 127:
+            raise self.fail(f"intermediate 4 zero point {z4} is outside int8")
+
+        log2_c = math.log2(s_c)
+        self.cell_scale_log2 = int(round(log2_c))
+        if abs(log2_c - self.cell_scale_log2) > 1e-3:
+            raise self.fail(f"cell state scale {s_c} is not a power of two (TFLite requires one)")
+        cell_shift = 30 + self.cell_scale_log2
+        if not 0 <= cell_shift <= 31:
+            raise self.fail(f"cell state scale 2^{self.cell_scale_log2} is outside what the integer kernel "
+                            "can represent (2^-30 .. 2^1)")
+        self.cell_shift = cell_shift
+        tanh_bits = 15 + self.cell_scale_log2
+        self.tanh_c_valid = 0 <= tanh_bits <= 6
+        self.tanh_c_table = fp.tanh_table(tanh_bits) if self.tanh_c_valid else fp.tanh_table(0)
+        self.sig_table = fp.logistic_table(3)
+        self.tanh_g_table = fp.tanh_table(3)
+
+        cell_clip = float(opts.get("cell_clip", 0.0))
+        if not math.isfinite(cell_clip) or cell_clip < 0:
+            raise self.fail(f"cell_clip must be finite and >= 0, is {cell_clip}")
+        if cell_clip > 0:
+            q = np.float32(np.float32(cell_clip) / np.float32(s_c))
+            self.cell_clip = int(np.trunc(np.clip(q, -32768.0, 32767.0)))
+        else:
+            self.cell_clip = 0
+
+        # Effective scales, in float32 exactly as LiteRT's Prepare computes them.
+        mx, sx, mh, sh = [], [], [], []
+        for wxt, wht in zip(wx, wh):
+            ex = np.float32(np.float32(np.float32(wxt.quant.s) * np.float32(s_in)) / _F32_2_M12)
+            eh = np.float32(np.float32(np.float32(wht.quant.s) * np.float32(s_h)) / _F32_2_M12)
+            m, s = fp.quantize_multiplier(float(ex)); mx.append(m); sx.append(s)
+            m, s = fp.quantize_multiplier(float(eh)); mh.append(m); sh.append(s)
+        self.mx, self.sx = np.array(mx, np.int64), np.array(sx, np.int64)
+        self.mh, self.sh = np.array(mh, np.int64), np.array(sh, np.int64)
+        e_hid = np.float32(np.float32(_F32_2_M15 / np.float32(s4)) * _F32_2_M15)
+        self.hid_mult, self.hid_shift = fp.quantize_multiplier(float(e_hid))
+        self.hid_zp = z4
+
+        # Fused gate matrices (rows i, f, c, o) and zero-point-folded biases, int32 wrap-around.
+        self.wx = np.ascontiguousarray(np.concatenate([self.constant(t) for t in wx], axis=0))
+        self.wh = np.ascontiguousarray(np.concatenate([self.constant(t) for t in wh], axis=0))
+        b = np.concatenate([self.constant(t).astype(np.int64) for t in bias])
+        bx = b - z_in * self.wx.astype(np.int64).sum(axis=1)
+        bh = -z_h * self.wh.astype(np.int64).sum(axis=1)
+        self.bx = ((bx + 2**31) % 2**32 - 2**31).astype(np.int32)
+        self.bh = ((bh + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+    def _refuse_variants(self) -> None:
+        """CIFG, peephole, projection and layer norm change the arithmetic; we only run what we test."""
+        present = lambda i: i < len(self.op.inputs) and self.op.inputs[i] != -1  # noqa: E731
+        variants = []
+        if not present(WXI):
+            variants.append("CIFG (coupled input-forget gate)")
+        if present(PEEP_I) or present(PEEP_F) or present(PEEP_O):
+            variants.append("peephole connections")
+        if present(PROJ_W) or present(PROJ_B):
+            variants.append("projection")
+        if any(present(i) for i in (LN_I, LN_F, LN_C, LN_O)):
+            variants.append("layer normalization")
+        for i in (WXF, WXC, WXO, WHI, WHF, WHC, WHO, BI, BF, BC, BO, H_STATE, C_STATE):
+            if not present(i):
+                raise self.fail(f"required input {i} is absent")
+        if variants:
+            raise self.fail("LSTM variant not supported by edgelstm: " + ", ".join(variants)
+                            + " (Keras LSTMs convert without any of these)")
+
+    def _shape_checks(self, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> None:
+        from ..errors import InputError
+
+        if x.ndim != 3 or x.shape[2] != self.n_in:
+            raise InputError(f"{self.op.describe()}: input must be [.., .., {self.n_in}], got {list(x.shape)}")
+        batch = x.shape[1] if self.time_major else x.shape[0]
+        if batch != h.shape[0] or h.shape != (self.n_batch, self.n_out) or c.shape != (self.n_batch, self.n_cell):
+            raise InputError(f"{self.op.describe()}: input batch {batch} does not match the state batch "
+                             f"{self.n_batch}")
+
+    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x, h, c = inputs[X], inputs[H_STATE], inputs[C_STATE]
+        self._shape_checks(x, h, c)
+        xb = np.ascontiguousarray(x.transpose(1, 0, 2)) if self.time_major else x
+        n_b, n_t = xb.shape[0], xb.shape[1]
+        out = np.empty((n_b, n_t, self.n_out), dtype=np.int8)
+        zx = np.empty((n_t, 4 * self.n_cell), dtype=np.int16)
+        for b in range(n_b):
+            _input_gates(xb[b], self.wx, self.bx, self.mx, self.sx, self.n_cell, zx)
+            _sequence(zx, h[b], c[b], self.wh, self.bh, self.mh, self.sh, self.sig_table, self.tanh_g_table,
+                      self.tanh_c_table, self.tanh_c_valid, self.cell_shift, self.cell_clip,
+                      self.hid_mult, self.hid_shift, self.hid_zp, out[b])
+        if self.time_major:
+            out = np.ascontiguousarray(out.transpose(1, 0, 2))
+        return [out]
+
+    def macs(self, inputs: list[Optional[np.ndarray]]) -> int:
+        x = inputs[X]
+        steps = x.shape[0] * x.shape[1]
+        return steps * 4 * self.n_cell * (self.n_in + self.n_out)
