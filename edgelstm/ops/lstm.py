@@ -37,59 +37,92 @@ _F32_2_M12 = np.float32(2.0 ** -12)  # gate pre-activation scale without layer n
 _F32_2_M15 = np.float32(2.0 ** -15)
 
 
-@njit(cache=True, nogil=True)
-def _input_gates(x, wx, bx, mult, shift, n_cell, zx):
-    """zx[t, r] = sat16(MBQM(bx[r] + sum_k wx[r, k] * x[t, k])) for every timestep at once."""
-    n_t, n_in = x.shape
-    n_rows = wx.shape[0]
-    for t in range(n_t):
+@njit(cache=True, nogil=True, inline="always")
+def _accumulate(w_t, v, acc):
+    """acc += w_t.T @ v with int32 wrap-around; w_t is [len(v), rows], rows contiguous.
+
+    Four input elements per pass over `acc` keep the loads and stores of the accumulator off the
+    critical path; the inner loop over rows is what LLVM vectorizes.
+    """
+    n, n_rows = w_t.shape
+    k = 0
+    while k + 4 <= n:
+        v0 = np.int32(v[k])
+        v1 = np.int32(v[k + 1])
+        v2 = np.int32(v[k + 2])
+        v3 = np.int32(v[k + 3])
         for r in range(n_rows):
-            acc = np.int32(0)
-            for k in range(n_in):
-                acc += np.int32(wx[r, k]) * np.int32(x[t, k])
-            g = r // n_cell
-            zx[t, r] = sat16(mbqm(wrap32(np.int64(bx[r]) + acc), mult[g], shift[g]))
+            acc[r] += w_t[k, r] * v0 + w_t[k + 1, r] * v1 + w_t[k + 2, r] * v2 + w_t[k + 3, r] * v3
+        k += 4
+    while k < n:
+        vk = np.int32(v[k])
+        for r in range(n_rows):
+            acc[r] += w_t[k, r] * vk
+        k += 1
 
 
 @njit(cache=True, nogil=True)
-def _sequence(zx, h, c, wh, bh, mult_h, shift_h, sig_table, tanh_g_table, tanh_c_table,
-              tanh_c_valid, cell_shift, cell_clip, hid_mult, hid_shift, hid_zp, out):
-    """Run the recurrence for one batch row: zx are the input-gate terms, h/c are updated in place."""
+def _input_gates(x, wx_t, bx, mult, shift, n_cell, acc, zx):
+    """zx[t, r] = sat16(MBQM(bx[r] + sum_k wx[r, k] * x[t, k])) for every timestep at once."""
+    n_t = x.shape[0]
+    n_rows = wx_t.shape[1]
+    for t in range(n_t):
+        acc[:] = bx
+        _accumulate(wx_t, x[t], acc)
+        for g in range(4):
+            m = mult[g]
+            s = shift[g]
+            for j in range(n_cell):
+                zx[t, g * n_cell + j] = sat16(mbqm(acc[g * n_cell + j], m, s))
+
+
+@njit(cache=True, nogil=True)
+def _sequence(zx, h, c, wh_t, bh, mult_h, shift_h, sig_table, tanh_g_table, tanh_c_table,
+              tanh_c_valid, cell_shift, cell_clip, hid_mult, hid_shift, hid_zp, acc, gates, out):
+    """Run the recurrence for one batch row: zx are the input-gate terms, h/c are updated in place.
+
+    Each step is split into simple loops (matvec, requantize, table look-ups, cell update, hidden
+    update) so that the arithmetic ones vectorize.
+    """
     n_t = zx.shape[0]
     n_cell = c.shape[0]
-    n_out = h.shape[0]
-    n_rows = wh.shape[0]
-    z = np.empty(n_rows, dtype=np.int32)
-    hx = np.empty(n_out, dtype=np.int32)
+    ig = gates[0]
+    fg = gates[1]
+    gg = gates[2]
+    og = gates[3]
+    tc = gates[4]
     for t in range(n_t):
-        for k in range(n_out):
-            hx[k] = h[k]
-        for r in range(n_rows):
-            acc = np.int32(0)
-            for k in range(n_out):
-                acc += np.int32(wh[r, k]) * hx[k]
-            g = r // n_cell
-            # saturate once, after adding the recurrent term to the (already saturated) input term
-            z[r] = sat16(mbqm(wrap32(np.int64(bh[r]) + acc), mult_h[g], shift_h[g]) + zx[t, r])
+        acc[:] = bh
+        _accumulate(wh_t, h, acc)
+        for g in range(4):
+            m = mult_h[g]
+            s = shift_h[g]
+            row = gates[g]
+            for j in range(n_cell):
+                # saturate once, after adding the recurrent term to the (already saturated) input term
+                row[j] = sat16(mbqm(acc[g * n_cell + j], m, s) + zx[t, g * n_cell + j])
         for j in range(n_cell):
-            i_gate = np.int32(sig_table[z[j] + 32768])
-            f_gate = np.int32(sig_table[z[n_cell + j] + 32768])
-            g_gate = np.int32(tanh_g_table[z[2 * n_cell + j] + 32768])
-            o_gate = np.int32(sig_table[z[3 * n_cell + j] + 32768])
-            c_old = np.int32(c[j])
-            c1 = wrap16(rdbp(f_gate * c_old, 15))
-            c2 = wrap16(rdbp(i_gate * g_gate, cell_shift))
+            ig[j] = sig_table[ig[j] + 32768]
+            fg[j] = sig_table[fg[j] + 32768]
+            gg[j] = tanh_g_table[gg[j] + 32768]
+            og[j] = sig_table[og[j] + 32768]
+        for j in range(n_cell):
+            c1 = wrap16(rdbp(fg[j] * np.int32(c[j]), 15))
+            c2 = wrap16(rdbp(ig[j] * gg[j], cell_shift))
             c_new = sat16(c1 + c2)
             if cell_clip > 0:
                 c_new = min(max(c_new, -cell_clip), cell_clip)
             c[j] = c_new
+        if tanh_c_valid:
+            for j in range(n_cell):
+                tc[j] = tanh_c_table[c[j] + 32768]
+        else:
             # LiteRT leaves its tanh buffer (holding the input gate) untouched for unsupported scales
-            t_val = np.int32(tanh_c_table[c_new + 32768]) if tanh_c_valid else i_gate
-            hv = mbqm(o_gate * t_val, hid_mult, hid_shift) + hid_zp
-            if j < n_out:
-                h[j] = min(max(hv, -128), 127)
-        for k in range(n_out):
-            out[t, k] = h[k]
+            tc[:] = ig
+        for j in range(n_cell):
+            hv = mbqm(og[j] * tc[j], hid_mult, hid_shift) + hid_zp
+            h[j] = min(max(hv, -128), 127)
+        out[t, :] = h
 
 
 @register("UNIDIRECTIONAL_SEQUENCE_LSTM")
@@ -202,11 +235,14 @@ class UnidirectionalSequenceLSTM(OpKernel):
         self.hid_zp = z4
 
         # Fused gate matrices (rows i, f, c, o) and zero-point-folded biases, int32 wrap-around.
-        self.wx = np.ascontiguousarray(np.concatenate([self.constant(t) for t in wx], axis=0))
-        self.wh = np.ascontiguousarray(np.concatenate([self.constant(t) for t in wh], axis=0))
+        wx_all = np.concatenate([self.constant(t) for t in wx], axis=0).astype(np.int64)
+        wh_all = np.concatenate([self.constant(t) for t in wh], axis=0).astype(np.int64)
+        # transposed, widened copies: the eval loops stream over contiguous gate rows
+        self.wx_t = np.ascontiguousarray(wx_all.T.astype(np.int16))
+        self.wh_t = np.ascontiguousarray(wh_all.T.astype(np.int16))
         b = np.concatenate([self.constant(t).astype(np.int64) for t in bias])
-        bx = b - z_in * self.wx.astype(np.int64).sum(axis=1)
-        bh = -z_h * self.wh.astype(np.int64).sum(axis=1)
+        bx = b - z_in * wx_all.sum(axis=1)
+        bh = -z_h * wh_all.sum(axis=1)
         self.bx = ((bx + 2**31) % 2**32 - 2**31).astype(np.int32)
         self.bh = ((bh + 2**31) % 2**32 - 2**31).astype(np.int32)
 
@@ -245,12 +281,15 @@ class UnidirectionalSequenceLSTM(OpKernel):
         xb = np.ascontiguousarray(x.transpose(1, 0, 2)) if self.time_major else x
         n_b, n_t = xb.shape[0], xb.shape[1]
         out = np.empty((n_b, n_t, self.n_out), dtype=np.int8)
-        zx = np.empty((n_t, 4 * self.n_cell), dtype=np.int16)
+        rows = 4 * self.n_cell
+        zx = np.empty((n_t, rows), dtype=np.int16)
+        acc = np.empty(rows, dtype=np.int32)
+        gates = np.empty((5, self.n_cell), dtype=np.int32)
         for b in range(n_b):
-            _input_gates(xb[b], self.wx, self.bx, self.mx, self.sx, self.n_cell, zx)
-            _sequence(zx, h[b], c[b], self.wh, self.bh, self.mh, self.sh, self.sig_table, self.tanh_g_table,
+            _input_gates(xb[b], self.wx_t, self.bx, self.mx, self.sx, self.n_cell, acc, zx)
+            _sequence(zx, h[b], c[b], self.wh_t, self.bh, self.mh, self.sh, self.sig_table, self.tanh_g_table,
                       self.tanh_c_table, self.tanh_c_valid, self.cell_shift, self.cell_clip,
-                      self.hid_mult, self.hid_shift, self.hid_zp, out[b])
+                      self.hid_mult, self.hid_shift, self.hid_zp, acc, gates, out[b])
         if self.time_major:
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
         return [out]
