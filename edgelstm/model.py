@@ -89,7 +89,7 @@ class Model:
         self._state = self.fresh_state()
 
     # -- running --------------------------------------------------------------------------------
-    def _check_inputs(self, x: ArrayOrList) -> list[np.ndarray]:
+    def check_inputs(self, x: ArrayOrList) -> list[np.ndarray]:
         specs = self.inputs
         if isinstance(x, np.ndarray):
             xs = [x]
@@ -136,7 +136,7 @@ class Model:
         State is reset first unless `reset=False`, which continues from the previous call.
         Returns the output array, or a list of arrays for a multi-output model.
         """
-        xs = self._check_inputs(x)
+        xs = self.check_inputs(x)
         if reset:
             self.reset()
         outs, _ = self._execute(xs, self._state)
@@ -144,7 +144,7 @@ class Model:
 
     def run_all_tensors(self, x: ArrayOrList, reset: bool = True) -> dict[int, np.ndarray]:
         """Run like `run` and return every tensor's value by index (for locating mismatches)."""
-        xs = self._check_inputs(x)
+        xs = self.check_inputs(x)
         if reset:
             self.reset()
         _, values = self._execute(xs, self._state, keep_all=True)
@@ -159,7 +159,7 @@ class Model:
         items = list(xs)
         if not items:
             return []
-        checked = [self._check_inputs(x) for x in items]
+        checked = [self.check_inputs(x) for x in items]
         n_workers = workers or min(len(items), os.cpu_count() or 1)
 
         def work(chunk: list[list[np.ndarray]]) -> list:
@@ -179,7 +179,7 @@ class Model:
 
     def macs(self, x: ArrayOrList) -> int:
         """Exact count of the multiply-accumulates one `run(x)` performs."""
-        xs = self._check_inputs(x)
+        xs = self.check_inputs(x)
         state = self.fresh_state()
         values: dict[int, np.ndarray] = {t.index: t.data for t in self.graph.tensors if t.data is not None}
         values.update(state)

@@ -205,6 +205,26 @@ def _dyn():
     return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
 
 
+@zoo_model("small_cell_scale")
+def _small_cell():
+    """Tiny activations make the converter pick a cell scale below 2^-15 (LiteRT's skipped-tanh path)."""
+    K = _keras(); L = K.layers; _seed(17)
+    x = K.Input((T_DEFAULT, 4), batch_size=1)
+    lstm = L.LSTM(8, kernel_initializer=K.initializers.RandomUniform(-0.05, 0.05),
+                  recurrent_initializer=K.initializers.RandomUniform(-0.05, 0.05))
+    m = K.Model(x, L.Dense(2)(lstm(x)))
+    return _randomize_biases(m, scale=0.01), _calib((1, T_DEFAULT, 4), scale=0.05)
+
+
+@zoo_model("time_major")
+def _time_major():
+    K = _keras(); L = K.layers; _seed(18)
+    x = K.Input((1, F_DEFAULT), batch_size=T_DEFAULT)  # [T, B=1, F] when time_major
+    y = L.LSTM(10, time_major=True, return_sequences=True)(x)
+    m = K.Model(x, y)
+    return _randomize_biases(m), _calib((T_DEFAULT, 1, F_DEFAULT))
+
+
 @zoo_model("float_io", io="float")
 def _float_io():
     K = _keras(); L = K.layers; _seed(15)

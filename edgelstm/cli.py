@@ -1,0 +1,202 @@
+"""The `edgelstm` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import EdgeLSTMError, InputError
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .model import load
+    from .references import REFERENCE_NAMES, available
+    from .verify import load_inputs, stderr_progress, verify
+
+    data = _read_model_bytes(args.model)
+    model = load(data)
+    if args.against == "all":
+        names = available()
+        if not names:
+            raise EdgeLSTMError("no reference interpreter is installed (pip install ai-edge-litert)")
+    else:
+        names = [args.against]
+    inputs = load_inputs(args.inputs, model)[0] if args.inputs else None
+    results = []
+    for name in names:
+        res = verify(data, reference=name, inputs=inputs, samples=args.samples, seed=args.seed,
+                     time_steps=args.time_steps,
+                     progress=None if args.json else stderr_progress(f"verify vs {name}"))
+        results.append(res)
+    ok = all(r.bit_exact for r in results)
+    if args.json:
+        if len(results) == 1:
+            obj = results[0].to_dict()
+        else:
+            obj = {"bit_exact": ok,
+                   "mismatched_elements": sum(r.mismatched_elements for r in results),
+                   "max_abs_diff": max(r.max_abs_diff for r in results),
+                   "samples": results[0].samples,
+                   "reference": [r.reference for r in results],
+                   "results": [r.to_dict() for r in results]}
+        obj["model"] = str(args.model)
+        print(json.dumps(obj, indent=2))
+    else:
+        for r in results:
+            ref = f"{r.reference['name']} {r.reference['version']}"
+            verdict = "BIT-EXACT" if r.bit_exact else "MISMATCH"
+            print(f"{verdict} vs {ref}: {r.samples} samples"
+                  + (" (reset per sample, then state carried across all of them)" if r.state_checked else ""))
+            print(f"  {'output':<40} {'elements':>10} {'differ':>8} {'max|diff|':>10}")
+            for o in r.outputs:
+                print(f"  {o.name[:40]:<40} {o.elements:>10} {o.mismatched_elements:>8} {o.max_abs_diff:>10}")
+            fm = r.first_mismatch
+            if fm is not None and fm.op_index is not None:
+                where = f"op {fm.op_index} ({fm.opcode}), tensor '{fm.tensor}'"
+                if fm.timestep is not None:
+                    where += f", first at timestep {fm.timestep}"
+                print(f"  first difference: sample {fm.sample}, {where}")
+            elif fm is not None:
+                print("  first difference: only when state is carried across invocations")
+    return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .model import load
+    from .verify import load_inputs
+
+    model = load(_read_model_bytes(args.model))
+    batches, stacked = load_inputs(args.input, model)
+    if len(model.outputs) != 1:
+        raise EdgeLSTMError("models with several outputs: use the Python API (Model.run)")
+    t0 = time.perf_counter()
+    model.reset()
+    outs = [model.run(xs, reset=not args.keep_state) for xs in batches]
+    elapsed = time.perf_counter() - t0
+    y = np.stack(outs) if stacked else outs[0]
+    np.save(args.output, y)
+    print(f"wrote {args.output}: {y.dtype.name}{list(y.shape)} from {len(batches)} input(s) "
+          f"in {elapsed * 1e3:.2f} ms")
+    return EXIT_OK
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .model import load
+
+    model = load(_read_model_bytes(args.model))
+    info = {
+        "inputs": [{"name": i.name, "dtype": i.dtype.name, "shape": list(i.shape),
+                    "scale": i.quantization.s if i.quantization else None,
+                    "zero_point": i.quantization.zp if i.quantization else None} for i in model.inputs],
+        "outputs": [{"name": o.name, "dtype": o.dtype.name, "shape": list(o.shape),
+                     "scale": o.quantization.s if o.quantization else None,
+                     "zero_point": o.quantization.zp if o.quantization else None} for o in model.outputs],
+        "ops": model.ops,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for kind in ("inputs", "outputs"):
+            for t in info[kind]:
+                q = f" scale={t['scale']:.6g} zp={t['zero_point']}" if t["scale"] is not None else ""
+                print(f"{kind[:-1]:<7} {t['name']}: {t['dtype']}{t['shape']}{q}")
+        for i, op in enumerate(info["ops"]):
+            print(f"op {i:<3} {op}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), json_out=args.json)
+
+
+def _read_model_bytes(path: str) -> bytes:
+    from .errors import ModelError
+
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model file not found: {p}") from None
+    except IsADirectoryError:
+        raise ModelError(f"model path is a directory: {p}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {p}: {exc.strerror}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgelstm",
+        description="Run full-int8 .tflite LSTM models bit-exactly with edgelstm's own kernels, "
+                    "and prove it against the TFLite interpreter.")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    v = sub.add_parser("verify", help="compare edgelstm with a reference interpreter, element for element",
+                       description="Run the model in edgelstm and in a reference interpreter (LiteRT builtin "
+                                   "reference kernels by default) on the same inputs and count differing "
+                                   "elements. Exit status 0 only if there are none.")
+    v.add_argument("model", help=".tflite file")
+    v.add_argument("--inputs", metavar="X.npy", help="inputs: one sample in the model's input shape and dtype, "
+                   "or N samples stacked on a new first axis (default: random over the full range + extremes)")
+    v.add_argument("--samples", type=int, default=8, help="number of generated inputs (default 8)")
+    v.add_argument("--seed", type=int, default=0, help="seed for generated inputs")
+    v.add_argument("--time-steps", type=int, default=50,
+                   help="sequence length for models whose time dimension is dynamic (default 50)")
+    v.add_argument("--against", default="litert", choices=["litert", "tflite-runtime", "tflite", "all"],
+                   help="reference interpreter (default litert; 'all' = every installed one)")
+    v.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    v.set_defaults(func=_cmd_verify)
+
+    r = sub.add_parser("run", help="run a model on inputs from a .npy file",
+                       description="Run the model on X.npy (one sample, or N stacked on a first axis, each "
+                                   "with fresh state) and save the outputs to Y.npy.")
+    r.add_argument("model")
+    r.add_argument("--input", required=True, metavar="X.npy")
+    r.add_argument("--output", required=True, metavar="Y.npy")
+    r.add_argument("--keep-state", action="store_true",
+                   help="carry LSTM state from one stacked sample to the next instead of resetting")
+    r.set_defaults(func=_cmd_run)
+
+    i = sub.add_parser("info", help="show a model's inputs, outputs and ops")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_cmd_info)
+
+    d = sub.add_parser("demo", help="the end-to-end job: build, convert, verify and time a model",
+                       description="Builds a small LSTM classifier (needs the workstation extra), converts it "
+                                   "to full int8, verifies edgelstm against LiteRT and times both.")
+    d.add_argument("--out", default="demo_out", help="output directory (default demo_out)")
+    d.add_argument("--json", action="store_true", help="print the report as JSON")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except (EdgeLSTMError, InputError) as exc:
+        if args.debug:
+            raise
+        print(f"edgelstm: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("edgelstm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

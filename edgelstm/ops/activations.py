@@ -1,0 +1,242 @@
+"""Elementwise int8 activations: LOGISTIC, TANH, RELU, RELU6, RELU_N1_TO_1, RELU_0_TO_1, LEAKY_RELU.
+
+Each of these maps one int8 to one int8 under fixed quantization parameters, so prepare() works the
+op out once for all 256 possible inputs and run() is a table lookup. The tables are built exactly
+as LiteRT's BUILTIN_REF kernels compute (tflite/kernels/activations.cc):
+
+* LOGISTIC and TANH (kReference) fill a 256-entry table in Prepare from *float32* arithmetic
+  and the C library's `expf` / `tanhf` (LUTPopulate<int8_t> in kernels/internal/common.h). We
+  repeat every float32 step and call the same libm functions through ctypes, since numpy's own
+  SIMD exp/tanh are not guaranteed to round like glibc's.
+* The RELU family (the reference resolver registers the plain Register_RELU* kernels) is
+  ReluX: requantize with MultiplyByQuantizedMultiplier, then clamp to a range derived from the
+  float bounds.
+* LEAKY_RELU (Register_LEAKY_RELU_REF) is QuantizeLeakyRelu: one multiplier for x >= 0, another
+  for alpha * x, with the sign of a negative alpha applied after the requantization.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+from typing import Callable, ClassVar, Optional
+
+import numpy as np
+from numba import njit
+
+from ..fixedpoint import mbqm, quantize_multiplier, wrap32
+from ..tflite_reader import Tensor
+from .base import OpKernel, register
+
+_f32 = np.float32
+_INT8_VALUES = np.arange(-128, 128, dtype=np.int64)
+
+
+# -- the C library's float32 functions ---------------------------------------------------------
+def _load_libm() -> Optional[ctypes.CDLL]:
+    for name in (ctypes.util.find_library("m"), "libm.so.6", None):
+        try:
+            lib = ctypes.CDLL(name)
+            lib.expf, lib.tanhf  # noqa: B018 - both must resolve
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+_LIBM = _load_libm()
+
+
+def _c_float_fn(name: str, fallback: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """Vectorised float32 -> float32 through libm's `name` (LiteRT calls the same symbol)."""
+    if _LIBM is None:  # pragma: no cover - no C math library reachable; numpy may differ by an ulp
+        return lambda x: fallback(x.astype(np.float32)).astype(np.float32)
+    fn = getattr(_LIBM, name)
+    fn.restype = ctypes.c_float
+    fn.argtypes = [ctypes.c_float]
+    return lambda x: np.array([fn(float(v)) for v in x], dtype=np.float32)
+
+
+_expf = _c_float_fn("expf", np.exp)
+_tanhf = _c_float_fn("tanhf", np.tanh)
+
+
+def _roundf(x: np.ndarray) -> np.ndarray:
+    """C roundf on float32 values: halves away from zero. Done in float64, where |x| + 0.5 is exact
+    for every float32 that is not already an integer (numpy's own rounding is half-to-even)."""
+    d = x.astype(np.float64)
+    return np.where(d >= 0, np.floor(d + 0.5), -np.floor(-d + 0.5)).astype(np.float32)
+
+
+def _f32_to_i32(x) -> np.ndarray:
+    """static_cast<int32_t>(float) as x86-64 executes it: truncation, and INT32_MIN (the
+    'integer indefinite' value) for NaN or anything outside the int32 range."""
+    d = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    ok = np.isfinite(d) & (d > -2147483649.0) & (d < 2147483648.0)
+    return np.where(ok, np.trunc(np.where(ok, d, 0.0)), -2147483648.0).astype(np.int64)
+
+
+def _to_c_order(table: np.ndarray) -> np.ndarray:
+    """Reorder a table indexed by value + 128 into LiteRT's order (indexed by the byte itself), so
+    that run() can index with `x.view(uint8)`."""
+    t = np.asarray(table, dtype=np.int8)
+    out = np.empty(256, dtype=np.int8)
+    out[_INT8_VALUES.astype(np.uint8)] = t
+    out.setflags(write=False)
+    return out
+
+
+def float_lut(input_scale: float, input_zp: int, output_scale: float, output_zp: int,
+              transform: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """LUTPopulate<int8_t>: the 256 outputs (indexed by value + 128) of a float32 transform."""
+    inverse_scale = _f32(1.0) / _f32(output_scale)
+    dequantized = _f32(input_scale) * (_INT8_VALUES - input_zp).astype(np.float32)
+    transformed = transform(dequantized).astype(np.float32)
+    rescaled = _roundf(transformed * inverse_scale)
+    quantized = _f32_to_i32(rescaled + _f32(output_zp))
+    return np.clip(quantized, -128, 127)
+
+
+def _logistic_f32(x: np.ndarray) -> np.ndarray:
+    # 1.0f / (1.0f + expf(-x)), every step in float32
+    return _f32(1.0) / (_f32(1.0) + _expf(-x))
+
+
+# -- integer tables --------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _relu_x_table(out, input_zp, output_zp, multiplier, shift, act_min, act_max):
+    """ReluX for every int8 input (out[v + 128]); the final int8 store truncates like the C cast."""
+    for i in range(256):
+        c = wrap32(output_zp + mbqm(i - 128 - input_zp, multiplier, shift))
+        c = max(act_min, c)
+        c = min(act_max, c)
+        out[i] = ((c + 128) & 0xFF) - 128
+
+
+@njit(cache=True, nogil=True)
+def _leaky_relu_table(out, input_zp, output_zp, m_identity, s_identity, m_alpha, s_alpha, alpha_negative):
+    """QuantizeLeakyRelu for every int8 input (out[v + 128])."""
+    for i in range(256):
+        x = i - 128 - input_zp
+        if x >= 0:
+            c = wrap32(output_zp + mbqm(x, m_identity, s_identity))
+        else:
+            scaled = mbqm(x, m_alpha, s_alpha)
+            c = wrap32(output_zp + (wrap32(-scaled) if alpha_negative else scaled))
+        out[i] = min(max(c, -128), 127)
+
+
+# -- kernels ---------------------------------------------------------------------------------------
+class _Int8TableOp(OpKernel):
+    """An int8 -> int8 elementwise op evaluated through a 256-entry table built in prepare()."""
+
+    table: np.ndarray  # int8[256], indexed by the input byte (LiteRT's LUT order)
+
+    def prepare(self) -> None:
+        self.expect_counts(1, 1)
+        inp, out = self.input(0), self.output(0)
+        self.expect_dtype(inp, np.int8)
+        self.expect_dtype(out, np.int8)
+        if len(inp.shape_signature) != len(out.shape_signature) or any(
+                a != b and a != -1 and b != -1 for a, b in zip(inp.shape_signature, out.shape_signature)):
+            raise self.fail(f"output shape {list(out.shape_signature)} differs from input shape "
+                            f"{list(inp.shape_signature)}")
+        in_s, in_zp = self.per_tensor_quant(inp)
+        out_s, out_zp = self.per_tensor_quant(out)
+        self.table = _to_c_order(self.build_table(inp, out, in_s, in_zp, out_s, out_zp))
+
+    def build_table(self, inp: Tensor, out: Tensor, in_s: float, in_zp: int, out_s: float,
+                    out_zp: int) -> np.ndarray:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x = inputs[0]
+        if not isinstance(x, np.ndarray) or x.dtype != np.int8:
+            raise self.fail(f"expects an int8 input array, got {getattr(x, 'dtype', type(x).__name__)}")
+        return [self.table[x.view(np.uint8)]]
+
+    def _multiplier(self, real: float, what: str) -> tuple[int, int]:
+        m, shift = quantize_multiplier(real)
+        if shift > 30:  # the C kernel would shift a 1 into (or past) the int32 sign bit
+            raise self.fail(f"{what} multiplier {real:g} is too large (input/output scale ratio)")
+        return int(m), int(shift)
+
+
+@register("LOGISTIC")
+class Logistic(_Int8TableOp):
+    def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
+        # The reference kernel insists on exactly 1/256 (a float compared with the double 1./256).
+        if out_s != 1.0 / 256:
+            raise self.fail(f"int8 LOGISTIC needs output scale 1/256, {out.describe()} has {out_s!r}")
+        return float_lut(in_s, in_zp, out_s, out_zp, _logistic_f32)
+
+
+@register("TANH")
+class Tanh(_Int8TableOp):
+    def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
+        return float_lut(in_s, in_zp, out_s, out_zp, _tanhf)
+
+
+class _ReluX(_Int8TableOp):
+    """Requantize, then clamp to [act_min, act_max] (real units, float32) mapped onto the output."""
+
+    bounds: ClassVar[tuple[float, float]]
+
+    def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
+        # float / float in float32, widened to double only afterwards (as ReluPrepare does)
+        m, shift = self._multiplier(float(_f32(in_s) / _f32(out_s)), "requantization")
+        lo, hi = self.bounds
+
+        def quantized_bound(v: float) -> int:
+            q = int(_f32_to_i32(_roundf(np.array([_f32(v) / _f32(out_s)], dtype=np.float32)))[0])
+            return int(wrap32(out_zp + q))
+
+        act_min = max(-128, quantized_bound(lo))
+        act_max = 127 if math.isinf(hi) else min(127, quantized_bound(hi))
+        table = np.empty(256, dtype=np.int64)
+        _relu_x_table(table, in_zp, out_zp, m, shift, act_min, act_max)
+        return table
+
+
+@register("RELU")
+class Relu(_ReluX):
+    bounds = (0.0, math.inf)
+
+
+@register("RELU6")
+class Relu6(_ReluX):
+    bounds = (0.0, 6.0)
+
+
+@register("RELU_N1_TO_1")
+class ReluN1To1(_ReluX):
+    bounds = (-1.0, 1.0)
+
+
+@register("RELU_0_TO_1")
+class Relu0To1(_ReluX):
+    bounds = (0.0, 1.0)
+
+
+@register("LEAKY_RELU")
+class LeakyRelu(_Int8TableOp):
+    def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
+        alpha = self.op.options.get("alpha")
+        if alpha is None:
+            raise self.fail("has no LeakyReluOptions (alpha)")
+        alpha = _f32(alpha)
+        if not np.isfinite(alpha):
+            raise self.fail(f"alpha must be finite, is {float(alpha)}")
+        # LeakyReluPrepare: both products and quotients in float32, then widened to double
+        m_id, s_id = self._multiplier(float(_f32(in_s) / _f32(out_s)), "identity")
+        alpha_real = float(_f32(in_s) * alpha / _f32(out_s))
+        negative = alpha_real < 0
+        q, _ = math.frexp(abs(alpha_real))
+        if negative and math.floor(q * 2147483648.0 + 0.5) == 2147483648:
+            # LiteRT would quantize this alpha to -2^31 and then overflow negating it
+            raise self.fail(f"alpha multiplier {alpha_real!r} hits an int32 overflow in the reference kernel")
+        # QuantizeLeakyRelu negates a negative alpha multiplier before use; quantizing |x| is the same
+        m_a, s_a = self._multiplier(abs(alpha_real), "alpha")
+        table = np.empty(256, dtype=np.int64)
+        _leaky_relu_table(table, in_zp, out_zp, m_id, s_id, m_a, s_a, negative)
+        return table

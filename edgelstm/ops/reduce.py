@@ -1,0 +1,141 @@
+"""MEAN, SUM and REDUCE_MAX on int8 tensors over a constant int32 axis list.
+
+Keras' GlobalAveragePooling1D is MEAN over axis 1 of [1, T, C], with its own output quantization;
+GlobalMaxPooling1D is REDUCE_MAX, which keeps the input's quantization.
+
+For int8 MEAN and SUM, LiteRT's reference kernel (`kReference`, which BUILTIN_REF registers) takes a
+single path whatever the axes, rank, keep_dims or quantization: reference_ops::QuantizedMeanOrSum.
+It sums raw int8 values in int32, removes the input zero point, and requantizes with
+input_scale / output_scale; MEAN folds 1/n into that multiplier *with integer division*, losing a
+little precision in a way we must reproduce. (The 4-D fast path and the float-based requantization
+belong to the optimized kernel only; older TFLite releases had more reference branches, which the
+tests confirm the installed LiteRT no longer takes.)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from numba import njit
+
+from ..fixedpoint import mbqm, quantize_multiplier, wrap32
+from .base import OpKernel, register
+
+_jit = njit(cache=True, nogil=True)
+
+
+@_jit
+def _mean_or_sum_rows(x, n, zp_in, multiplier, shift, zp_out, out):
+    """out[i] = clamp(MBQM(wrap32(sum(x[i]) - zp_in * n), multiplier, shift) + zp_out)."""
+    rows = x.shape[0]
+    for i in range(rows):
+        acc = 0
+        for j in range(x.shape[1]):
+            acc += np.int64(x[i, j])
+        shifted = wrap32(wrap32(acc) - zp_in * n)
+        v = wrap32(mbqm(shifted, multiplier, shift) + zp_out)
+        out[i] = min(max(v, -128), 127)
+
+
+@_jit
+def _max_rows(x, out):
+    rows = x.shape[0]
+    for i in range(rows):
+        acc = -128  # numeric_limits<int8_t>::lowest(), also what an empty reduction yields
+        for j in range(x.shape[1]):
+            v = np.int64(x[i, j])
+            if v > acc:
+                acc = v
+        out[i] = acc
+
+
+def resolve_axes(values: np.ndarray, rank: int) -> Optional[list[int]]:
+    """Axis values made non-negative and deduplicated in first-seen order, as TFLite's ResolveAxis;
+    None if one is out of range. A rank-0 input ignores its axes, as the reference does."""
+    if rank == 0:
+        return []
+    out: list[int] = []
+    for a in (int(v) for v in values.reshape(-1)):
+        a = a + rank if a < 0 else a
+        if not 0 <= a < rank:
+            return None
+        if a not in out:
+            out.append(a)
+    return out
+
+
+@register("MEAN", "SUM", "REDUCE_MAX")
+class Reduce(OpKernel):
+    """int8 reductions; MEAN and SUM requantize to the output's scale, REDUCE_MAX does not."""
+
+    def prepare(self) -> None:
+        self.expect_counts(2, 1)
+        x, ax, y = self.input(0), self.input(1), self.output(0)
+        self.expect_dtype(x, np.int8)
+        self.expect_dtype(y, np.int8)
+        self.expect_dtype(ax, np.int32)
+        if ax.data is None:
+            raise self.fail(f"the axis {ax.describe()} must be a constant tensor")
+        self.rank = len(x.shape_signature)
+        axes = resolve_axes(ax.data, self.rank)
+        if axes is None:
+            raise self.fail(f"axis values {ax.data.reshape(-1).tolist()} out of range for a rank-{self.rank} input")
+        self.axes = axes
+        self.kept = [d for d in range(self.rank) if d not in axes]
+        self.keep_dims = bool(self.op.options.get("keep_dims", False))
+
+        s_in, zp_in = self.per_tensor_quant(x)
+        s_out, zp_out = self.per_tensor_quant(y)
+        self.zp_in, self.zp_out = zp_in, zp_out
+        if self.op.opcode == "REDUCE_MAX":
+            # the reference enforces identical parameters (exact float comparison) for int8
+            if np.float32(s_in) != np.float32(s_out) or zp_in != zp_out:
+                raise self.fail(f"REDUCE_MAX needs identical input and output quantization, has input "
+                                f"scale {s_in} zero point {zp_in}, output scale {s_out} zero point {zp_out}")
+        else:
+            # real multiplier computed in double from the float32 scales
+            self.multiplier, self.shift = (int(v) for v in quantize_multiplier(float(s_in) / float(s_out)))
+            if self.shift > 30:
+                raise self.fail(f"input/output scale ratio {float(s_in) / float(s_out):.3g} is too large "
+                                f"to requantize in int32")
+
+        expected = self._out_shape(x.shape_signature)
+        if len(expected) != len(y.shape_signature) or any(
+                e >= 0 and g >= 0 and e != g for e, g in zip(expected, y.shape_signature)):
+            raise self.fail(f"{y.describe()} should have shape {list(expected)} for axes {self.axes} "
+                            f"and keep_dims={self.keep_dims}")
+
+    def _out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if self.keep_dims:
+            return tuple(1 if d in self.axes else in_shape[d] for d in range(self.rank))
+        return tuple(in_shape[d] for d in self.kept)
+
+    def _mean_requant(self, n: int) -> tuple[int, int]:
+        """Fold 1/n into (multiplier, shift) exactly as QuantizedMeanOrSum does: scale the
+        multiplier up by 2^floor(log2 n) (capped so the final shift stays >= -31), then divide by n
+        with integer truncation."""
+        m, e = self.multiplier, self.shift
+        s = min(n.bit_length() - 1, 32, 31 + e)
+        return (m << s) // n, e - s
+
+    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x = inputs[0]
+        if x is None or x.dtype != np.int8 or x.ndim != self.rank:
+            raise self.fail(f"expects an int8 input of rank {self.rank}, got "
+                            f"{None if x is None else (x.dtype, x.shape)}")
+        sig = self.input(0).shape_signature
+        if any(s >= 0 and s != d for s, d in zip(sig, x.shape)):
+            raise self.fail(f"input shape {list(x.shape)} does not match {list(sig)}")
+        n_out = int(np.prod([x.shape[d] for d in self.kept], dtype=np.int64))
+        n_red = int(np.prod([x.shape[d] for d in self.axes], dtype=np.int64))
+        rows = np.ascontiguousarray(x.transpose(self.kept + self.axes)).reshape(n_out, n_red)
+        flat = np.empty(n_out, dtype=np.int8)
+        if self.op.opcode == "REDUCE_MAX":
+            _max_rows(rows, flat)
+        elif n_red == 0:
+            flat[:] = 0  # the reference leaves an empty mean or sum at 0, not at the zero point
+        else:
+            mult, shift = (self._mean_requant(n_red) if self.op.opcode == "MEAN"
+                           else (self.multiplier, self.shift))
+            _mean_or_sum_rows(rows, n_red, self.zp_in, mult, shift, self.zp_out, flat)
+        return [flat.reshape(self._out_shape(x.shape))]

@@ -1,0 +1,227 @@
+"""Cross-check edgelstm against a reference interpreter, element for element.
+
+The comparison is exact: any differing element is a failure. On a mismatch it locates the first
+operator whose output differs (both sides keep every tensor) and, for sequence outputs, the first
+timestep, because that is where a user starts looking.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from .errors import InputError
+from .model import Model, load
+from .references import get_reference
+
+DEFAULT_TIME_STEPS = 50
+
+
+@dataclass
+class OutputDiff:
+    name: str
+    elements: int = 0
+    mismatched_elements: int = 0
+    max_abs_diff: int = 0
+
+
+@dataclass
+class FirstMismatch:
+    sample: int
+    op_index: Optional[int]
+    opcode: Optional[str]
+    tensor: Optional[str]
+    timestep: Optional[int]
+
+
+@dataclass
+class VerifyResult:
+    reference: dict
+    samples: int
+    outputs: list[OutputDiff]
+    first_mismatch: Optional[FirstMismatch] = None
+    state_checked: bool = False
+
+    @property
+    def mismatched_elements(self) -> int:
+        return sum(o.mismatched_elements for o in self.outputs)
+
+    @property
+    def max_abs_diff(self) -> int:
+        return max((o.max_abs_diff for o in self.outputs), default=0)
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.mismatched_elements == 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(bit_exact=self.bit_exact, mismatched_elements=self.mismatched_elements,
+                 max_abs_diff=self.max_abs_diff)
+        return d
+
+
+def _concrete_shape(shape: tuple[int, ...], time_steps: int) -> tuple[int, ...]:
+    return tuple(time_steps if d == -1 else d for d in shape)
+
+
+def make_inputs(model: Model, samples: int, seed: int = 0,
+                time_steps: int = DEFAULT_TIME_STEPS) -> list[list[np.ndarray]]:
+    """Random inputs over the whole input range, then the constant extremes (min, max, zero)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    n_random = max(samples - 3, 1) if samples > 3 else samples
+    for k in range(samples):
+        xs = []
+        for spec in model.inputs:
+            shape = _concrete_shape(spec.shape, time_steps)
+            if spec.dtype.kind == "f":
+                lo, hi = _float_range(model, spec.index)
+                if k < n_random:
+                    a = rng.uniform(lo, hi, size=shape).astype(spec.dtype)
+                else:
+                    a = np.full(shape, [lo, hi, 0.0][(k - n_random) % 3], dtype=spec.dtype)
+            else:
+                info = np.iinfo(spec.dtype)
+                if k < n_random:
+                    a = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=spec.dtype)
+                else:
+                    zp = spec.quantization.zp if spec.quantization is not None else 0
+                    a = np.full(shape, [info.min, info.max, zp][(k - n_random) % 3], dtype=spec.dtype)
+            xs.append(a)
+        out.append(xs)
+    return out
+
+
+def _float_range(model: Model, tensor_index: int) -> tuple[float, float]:
+    """The real range a float input covers once quantized by its QUANTIZE op (a bit beyond it)."""
+    for op in model.graph.operators:
+        if op.opcode == "QUANTIZE" and op.inputs and op.inputs[0] == tensor_index:
+            q = model.graph.tensors[op.outputs[0]].quant
+            if q is not None and q.per_tensor:
+                return q.s * (-128 - q.zp) * 1.1, q.s * (127 - q.zp) * 1.1
+    return -4.0, 4.0
+
+
+def load_inputs(path: Union[str, Path], model: Model) -> tuple[list[list[np.ndarray]], bool]:
+    """Inputs from a .npy file: one input (the model's shape) or several stacked on a new first axis.
+
+    Returns the samples and whether the file held a stack of them."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"input file not found: {path}") from None
+    except ValueError as exc:
+        raise InputError(f"{path} is not a plain .npy array ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path} as .npy: {exc}") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{path} must hold a single array (.npy), not an archive")
+    if len(model.inputs) != 1:
+        raise InputError("models with several inputs need one .npy per input; not supported by --inputs yet")
+    spec = model.inputs[0]
+    if arr.dtype != spec.dtype:
+        raise InputError(f"{path}: expected dtype {spec.dtype.name}, got {arr.dtype.name}")
+    if arr.ndim == len(spec.shape):
+        return [[arr]], False
+    if arr.ndim == len(spec.shape) + 1:
+        return [[a] for a in arr], True
+    raise InputError(f"{path}: expected shape {list(spec.shape)} or [N, *{list(spec.shape)}], "
+                     f"got {list(arr.shape)}")
+
+
+def _first_timestep(a: np.ndarray, b: np.ndarray, time_axis: int) -> Optional[int]:
+    if a.ndim != 3 or a.shape != b.shape:
+        return None
+    diff = np.moveaxis(a != b, time_axis, 0).reshape(a.shape[time_axis], -1).any(axis=1)
+    idx = np.flatnonzero(diff)
+    return int(idx[0]) if idx.size else None
+
+
+def _locate(model: Model, ref_bytes: bytes, ref_name: str, xs: list[np.ndarray], sample: int) -> FirstMismatch:
+    ref = get_reference(ref_name, ref_bytes, preserve_all_tensors=True)
+    ref.run(xs, reset=True)
+    theirs = ref.tensors()
+    ours = model.run_all_tensors(xs, reset=True)
+    for op in model.graph.operators:
+        for o in op.outputs:
+            if o in theirs and o in ours and (theirs[o].shape != ours[o].shape or np.any(theirs[o] != ours[o])):
+                time_axis = 1 if not op.options.get("time_major") else 0
+                return FirstMismatch(sample, op.index, op.opcode, model.graph.tensors[o].name,
+                                     _first_timestep(ours[o], theirs[o], time_axis))
+    return FirstMismatch(sample, None, None, None, None)
+
+
+def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
+           inputs: Optional[list[list[np.ndarray]]] = None, samples: int = 8, seed: int = 0,
+           time_steps: int = DEFAULT_TIME_STEPS, check_state: bool = True,
+           progress: Optional[Callable[[int, int], None]] = None) -> VerifyResult:
+    """Compare edgelstm with `reference` on the given (or generated) inputs.
+
+    With check_state, the samples are also run back to back without resetting the state, in both
+    runtimes, so that state carried across invocations is compared too.
+    """
+    data = model_source if isinstance(model_source, (bytes, bytearray)) else Path(model_source).read_bytes()
+    model = load(data)
+    ref = get_reference(reference, bytes(data))
+    if inputs is None:
+        inputs = make_inputs(model, samples, seed, time_steps)
+    diffs = [OutputDiff(o.name) for o in model.outputs]
+    first: Optional[FirstMismatch] = None
+    total = len(inputs) * (2 if check_state else 1)
+    done = 0
+    for pass_no in range(2 if check_state else 1):
+        reset_each = pass_no == 0
+        model.reset()
+        first_of_pass = True
+        for s, xs in enumerate(inputs):
+            xs = model.check_inputs(xs)
+            reset = reset_each or first_of_pass
+            first_of_pass = False
+            ours = model.run(xs, reset=reset)
+            theirs = ref.run(xs, reset=reset)
+            ours = ours if isinstance(ours, list) else [ours]
+            for d, a, b in zip(diffs, ours, theirs):
+                d.elements += a.size
+                if a.shape != b.shape:
+                    d.mismatched_elements += max(a.size, b.size)
+                    continue
+                delta = np.abs(a.astype(np.float64) - b.astype(np.float64))
+                bad = int(np.count_nonzero(delta))
+                if bad:
+                    d.mismatched_elements += bad
+                    d.max_abs_diff = max(d.max_abs_diff, _as_number(delta.max()))
+                    if first is None and reset:
+                        first = _locate(model, bytes(data), reference, xs, s)
+            done += 1
+            if progress:
+                progress(done, total)
+    if first is None and any(d.mismatched_elements for d in diffs):
+        first = FirstMismatch(-1, None, None, None, None)  # only the carried-state pass differed
+    return VerifyResult(reference={"name": ref.name, "version": ref.version}, samples=len(inputs),
+                        outputs=diffs, first_mismatch=first, state_checked=check_state)
+
+
+def _as_number(v) -> Union[int, float]:
+    f = float(v)
+    return int(f) if f.is_integer() else f
+
+
+def stderr_progress(label: str) -> Callable[[int, int], None]:
+    """A one-line progress display on stderr (only when it is a terminal)."""
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        if not tty:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show

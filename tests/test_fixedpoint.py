@@ -1,0 +1,176 @@
+"""Each fixed-point primitive against an exact big-integer (or exact rational) model of its definition."""
+from fractions import Fraction
+import math
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings, strategies as st
+
+from edgelstm import fixedpoint as fp
+
+i32 = st.integers(-(2**31), 2**31 - 1)
+i16 = st.integers(-(2**15), 2**15 - 1)
+
+
+def c_div(a: int, b: int) -> int:
+    """C integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def round_half_away(fr: Fraction) -> int:
+    n = math.floor(abs(fr) + Fraction(1, 2))
+    return n if fr >= 0 else -n
+
+
+def ref_srdhm(a: int, b: int, bits: int) -> int:
+    lo = -(2 ** (bits - 1))
+    if a == lo and b == lo:
+        return 2 ** (bits - 1) - 1
+    ab = a * b
+    nudge = (1 << (bits - 2)) if ab >= 0 else 1 - (1 << (bits - 2))
+    return c_div(ab + nudge, 1 << (bits - 1))
+
+
+def ref_rdbp(x: int, e: int) -> int:
+    return round_half_away(Fraction(x, 2**e))
+
+
+def wrap(x: int, bits: int) -> int:
+    m = 1 << bits
+    return (x + m // 2) % m - m // 2
+
+
+@given(i32, i32)
+@example(-(2**31), -(2**31))
+@example(-(2**31), 2**31 - 1)
+@example(2**31 - 1, 2**31 - 1)
+@example(1 << 30, -1)
+def test_srdhm32(a, b):
+    assert fp.srdhm32(a, b) == ref_srdhm(a, b, 32)
+
+
+@given(i16, i16)
+@example(-32768, -32768)
+@example(-32768, 32767)
+def test_srdhm16(a, b):
+    assert fp.srdhm16(a, b) == ref_srdhm(a, b, 16)
+
+
+@given(i32, st.integers(0, 31))
+@example(-3, 1)  # -1.5: ties away from zero -> -2
+@example(3, 1)
+@example(-(2**31), 31)
+@example(2**31 - 1, 31)
+def test_rdbp(x, e):
+    assert fp.rdbp(x, e) == ref_rdbp(x, e)
+
+
+@given(i32, st.integers(2**30, 2**31 - 1), st.integers(-31, 30))
+@example(-(2**31), 2**31 - 1, 0)
+@example(2**31 - 1, 2**30, 1)
+def test_mbqm_double_rounding(x, m, shift):
+    left, right = max(shift, 0), max(-shift, 0)
+    expected = ref_rdbp(ref_srdhm(wrap(x * 2**left, 32), m, 32), right)
+    assert fp.mbqm(x, m, shift) == expected
+
+
+@given(st.floats(min_value=1e-12, max_value=1e6, allow_nan=False, allow_infinity=False))
+@example(2.0**-15)
+@example(1.0)
+@example(0.99999999999999)
+def test_quantize_multiplier(d):
+    m, shift = fp.quantize_multiplier(d)
+    # exact model: d = q * 2^e with q in [0.5, 1); M = round_half_away(q * 2^31)
+    fr = Fraction(d)
+    e = math.floor(math.log2(d)) + 1
+    while fr / Fraction(2) ** e >= 1:
+        e += 1
+    while fr / Fraction(2) ** e < Fraction(1, 2):
+        e -= 1
+    want_m = round_half_away(fr / Fraction(2) ** e * 2**31)
+    want_e = e
+    if want_m == 2**31:
+        want_m //= 2
+        want_e += 1
+    if want_e < -31:  # too small for an int32 multiplier: TFLite flushes to zero
+        want_m, want_e = 0, 0
+    assert (m, shift) == (want_m, want_e)
+    assert m == 0 or 2**30 <= m < 2**31
+
+
+def test_quantize_multiplier_zero_and_tiny():
+    assert fp.quantize_multiplier(0.0) == (0, 0)
+    assert fp.quantize_multiplier(2.0**-40) == (0, 0)  # exponent below -31 flushes to zero
+
+
+@given(i16, st.integers(0, 15))
+def test_sat_shift_left16(x, e):
+    want = max(-32768, min(32767, x * 2**e))
+    assert fp.sat_shift_left16(x, e) == want
+
+
+@given(i16, i16)
+def test_rounding_half_sum16(a, b):
+    s = a + b
+    assert fp.rounding_half_sum16(a, b) == wrap(c_div(s + (1 if s >= 0 else -1), 2), 16)
+
+
+@given(st.integers(-8192, -1))
+def test_exp_on_interval_matches_exp(a):
+    # input in [-1/4, 0) as Q0.15; gemmlowp's polynomial is accurate to a few LSB
+    got = fp.exp_on_interval_m1_4_0_16(a)
+    assert abs(got - math.exp(a / 32768) * 32768) <= 3
+
+
+@given(st.integers(0, 6), st.integers(-32768, 0))
+def test_exp_on_negative_values(ib, a):
+    got = fp.exp_on_negative_values16(a, ib)
+    want = math.exp(a / 2 ** (15 - ib)) * 32768
+    assert abs(got - min(want, 32767)) <= 8
+
+
+@given(st.integers(0, 32767))
+def test_one_over_one_plus_x(a):
+    assert abs(fp.one_over_one_plus_x16(a) - 32768 / (1 + a / 32768)) <= 5
+
+
+@pytest.mark.parametrize("ib", range(7))
+def test_tanh_tables_exhaustive(ib):
+    table = fp.tanh_table(ib).astype(np.int64)
+    x = (np.arange(65536) - 32768) / 2.0 ** (15 - ib)
+    err = np.abs(table - np.tanh(x) * 32768)
+    assert err.max() <= 12.1  # gemmlowp's published accuracy (TF PR #34589): +-11.8..12.05 LSB
+    # odd symmetry on every input that has a negation
+    assert np.array_equal(table[1:][::-1], -table[1:])
+    assert table[32768] == 0
+
+
+def test_logistic_table_exhaustive():
+    table = fp.logistic_table(3).astype(np.int64)
+    x = (np.arange(65536) - 32768) / 4096.0
+    err = np.abs(table - 32768 / (1 + np.exp(-x)))
+    assert err.max() <= 6.4  # gemmlowp's published accuracy: -6.39 .. +5.39 LSB
+    pos = table[32769:]
+    neg = table[1:32768][::-1]
+    assert np.all(pos + neg == 32767)  # result_if_negative = One - result_if_positive
+    assert table[32768] == 16384
+
+
+@given(i16, st.integers(0, 6))
+def test_tanh16_matches_table(a, ib):
+    assert fp.tanh16(a, ib) == fp.tanh_table(ib)[a + 32768]
+
+
+def test_tanh_table_rejects_bad_integer_bits():
+    with pytest.raises(ValueError):
+        fp.tanh_table(7)
+
+
+@settings(max_examples=200)
+@given(st.integers(-(2**40), 2**40))
+def test_wrap_and_saturate(x):
+    assert fp.wrap32(x) == wrap(x, 32)
+    assert fp.wrap16(x) == wrap(x, 16)
+    assert fp.sat16(x) == max(-32768, min(32767, x))
+    assert fp.sat8(x) == max(-128, min(127, x))
