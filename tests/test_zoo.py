@@ -1,0 +1,56 @@
+"""Every zoo model, end to end: edgelstm.verify against LiteRT's builtin reference kernels.
+
+Each model gets random inputs over the full input range plus all -128, all 127 and all-zero-point
+inputs; `verify` runs them once with the state reset per sample and once with the state carried
+across all of them (the LSTM's h and c persist between invocations in TFLite).
+"""
+import numpy as np
+import pytest
+
+import zoo
+import edgelstm
+from edgelstm.verify import verify
+
+ZOO = ["basic", "tiny", "odd_h7_f5", "wide_h300", "long_t500", "stacked3", "seq2seq_td", "bidirectional",
+       "conv1d_lstm", "pool_heads", "concat_add_flatten", "batchnorm_relu", "batch4", "dynamic_time",
+       "float_io", "trained", "small_cell_scale", "time_major"]
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_model_bit_exact_against_litert(name):
+    data = zoo.build(name)
+    inputs = zoo.sample_inputs(data, n_random=4, seed=7)
+    res = verify(data, reference="litert", inputs=inputs, check_state=True)
+    assert res.samples == len(inputs)
+    assert all(o.elements > 0 for o in res.outputs)
+    assert res.bit_exact, (f"{name}: {res.mismatched_elements} elements differ (max {res.max_abs_diff}); "
+                           f"first: {res.first_mismatch}")
+
+
+def test_dynamic_time_runs_any_length():
+    data = zoo.build("dynamic_time")
+    for steps in (1, 7, 64):
+        inputs = zoo.sample_inputs(data, n_random=2, seed=steps, time_steps=steps)
+        assert verify(data, inputs=inputs).bit_exact
+
+
+def test_state_carries_over_without_reset():
+    m = edgelstm.load(zoo.build("seq2seq_td"))
+    x = np.random.default_rng(0).integers(-128, 128, size=m.inputs[0].shape, dtype=np.int8)
+    first = m.run(x)
+    second = m.run(x, reset=False)
+    assert not np.array_equal(first, second), "state should change the second call's output"
+    assert np.array_equal(m.run(x), first), "run() resets by default"
+    m.run(x)
+    m.reset()
+    assert np.array_equal(m.run(x, reset=False), first), "reset() restores the initial state"
+
+
+def test_run_batch_equals_independent_runs():
+    m = edgelstm.load(zoo.build("basic"))
+    rng = np.random.default_rng(3)
+    xs = rng.integers(-128, 128, size=(9, *m.inputs[0].shape), dtype=np.int8)
+    batched = m.run_batch(xs, workers=2)
+    assert len(batched) == 9
+    for x, y in zip(xs, batched):
+        assert np.array_equal(m.run(x), y)
