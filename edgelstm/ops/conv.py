@@ -115,7 +115,8 @@ def out_size_and_pad(padding: str, size: int, k: int, stride: int, dil: int) -> 
 
 
 class _ConvBase(OpKernel):
-    """Shared prepare/run of the two convolutions; subclasses say how channels map."""
+    """Shared prepare/run of the two convolutions; `depthwise` selects the channel mapping and the
+    checks that differ between them in LiteRT."""
 
     depthwise = False
 
