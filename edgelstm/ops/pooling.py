@@ -27,9 +27,14 @@ _MAX_FILTER_AREA = 1 << 23
 
 
 def _quantize_f32(scale: float, zero_point: int, value: float) -> int:
-    """TFLite's activation-bound quantization: float32 division, std::round (ties away from 0)."""
+    """TFLite's activation-bound quantization: float32 division, std::round (ties away from 0).
+    Raises ValueError where TFLite's check fails (the pooling kernels ignore that failure and clamp
+    with an unset bound, so there is nothing to match)."""
     q = float(np.float32(value) / np.float32(scale))
-    return zero_point + int(math.copysign(math.floor(abs(q) + 0.5), q))
+    r = math.copysign(math.floor(abs(q) + 0.5), q)
+    if not -2.0 ** 31 <= r <= 2.0 ** 31 - 1:
+        raise ValueError(f"activation bound {value} does not fit int32 at scale {scale}")
+    return zero_point + int(r)
 
 
 def activation_range_int8(code: int, scale: float, zero_point: int) -> Optional[tuple[int, int]]:
@@ -53,7 +58,7 @@ def pool_geometry(padding: int, in_size: int, filter_size: int, stride: int) -> 
     if padding == _PADDING_SAME:
         out = (in_size + stride - 1) // stride
     else:
-        # C++ divides truncating toward zero; only matters when the result is negative anyway
+        # C++ division truncates toward zero: (-1) / 2 is 0 (an empty output), not -1 (an error)
         num = in_size + stride - filter_size
         out = num // stride if num >= 0 else -((-num) // stride)
     total = max((out - 1) * stride + filter_size - in_size, 0)
@@ -133,7 +138,10 @@ class Pool2D(OpKernel):
         if self.filter_h * self.filter_w > _MAX_FILTER_AREA:
             raise self.fail(f"filter {self.filter_h}x{self.filter_w} is absurdly large")
         code = int(opts.get("fused_activation_function", 0))
-        rng = activation_range_int8(code, s_out, zp_out)
+        try:
+            rng = activation_range_int8(code, s_out, zp_out)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
         if rng is None:
             raise self.fail(f"fused activation {self.activation()} is not supported on pooling "
                             f"(only NONE, RELU, RELU_N1_TO_1, RELU6)")
@@ -141,20 +149,17 @@ class Pool2D(OpKernel):
         self.is_max = self.op.opcode == "MAX_POOL_2D"
 
         # Check the declared output against what the input implies, where both are known.
-        expected = self._out_shape(x.shape_signature, static_only=True)
+        sig = x.shape_signature
+        expected = self._out_shape(sig) if min(sig[1], sig[2]) >= 0 else (sig[0], -1, -1, sig[3])
         for d, (e, got) in enumerate(zip(expected, y.shape_signature)):
             if e >= 0 and got >= 0 and e != got:
                 raise self.fail(f"{y.describe()} should have shape {list(expected)} (dimension {d} "
                                 f"is {got}, expected {e})")
 
-    def _out_shape(self, in_shape: tuple[int, ...], static_only: bool = False) -> tuple[int, ...]:
+    def _out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Output NHWC shape. A VALID window longer than the input gives an empty output, as in the
         reference, whose shape computation stops at the first axis that fails (width first)."""
         b, h, w, c = in_shape
-        if static_only and (h < 0 or w < 0):
-            out_h = pool_geometry(self.padding, h, self.filter_h, self.stride_h)[0] if h >= 0 else -1
-            out_w = pool_geometry(self.padding, w, self.filter_w, self.stride_w)[0] if w >= 0 else -1
-            return (b, max(out_h, 0) if h >= 0 else -1, max(out_w, 0) if w >= 0 else -1, c)
         out_w = pool_geometry(self.padding, w, self.filter_w, self.stride_w)[0]
         if out_w < 0:
             return (b, 0, 0, c)

@@ -1,15 +1,20 @@
-"""MEAN, SUM and REDUCE_MAX on int8 tensors over a constant int32 axis list.
+"""MEAN and REDUCE_MAX on int8 tensors over a constant int32 axis list (SUM is refused, see below).
 
 Keras' GlobalAveragePooling1D is MEAN over axis 1 of [1, T, C], with its own output quantization;
 GlobalMaxPooling1D is REDUCE_MAX, which keeps the input's quantization.
 
-For int8 MEAN and SUM, LiteRT's reference kernel (`kReference`, which BUILTIN_REF registers) takes a
-single path whatever the axes, rank, keep_dims or quantization: reference_ops::QuantizedMeanOrSum.
-It sums raw int8 values in int32, removes the input zero point, and requantizes with
-input_scale / output_scale; MEAN folds 1/n into that multiplier *with integer division*, losing a
-little precision in a way we must reproduce. (The 4-D fast path and the float-based requantization
-belong to the optimized kernel only; older TFLite releases had more reference branches, which the
-tests confirm the installed LiteRT no longer takes.)
+For int8 MEAN, LiteRT's reference kernel (`kReference`, which BUILTIN_REF registers) takes a single
+path whatever the axes, rank, keep_dims or quantization: reference_ops::QuantizedMeanOrSum. It sums
+raw int8 values in int32, removes the input zero point, and requantizes with input_scale /
+output_scale, into which it folds 1/n *with integer division*, losing a little precision in a way we
+must reproduce. The 4-D fast path and the float requantization belong to the optimized kernel only.
+Older TFLite releases had more reference branches (equal quantization, 4-D keep_dims over H and W);
+the tests pin that the installed LiteRT no longer takes them.
+
+int8 SUM is refused: LiteRT's reference SUM (the kReference arm of QuantizedMeanOrSum<T, kernel_type>
+in reduce.cc, since late 2024 and in ai-edge-litert 2.3) reads the int8 input and writes the output
+as *uint8*, so BUILTIN_REF's result is wrong for any negative value and is no ground truth to be exact
+with. MEAN reaches reference_ops::QuantizedMeanOrSum another way, with the right type.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ _jit = njit(cache=True, nogil=True)
 
 
 @_jit
-def _mean_or_sum_rows(x, n, zp_in, multiplier, shift, zp_out, out):
+def _mean_rows(x, n, zp_in, multiplier, shift, zp_out, out):
     """out[i] = clamp(MBQM(wrap32(sum(x[i]) - zp_in * n), multiplier, shift) + zp_out)."""
     rows = x.shape[0]
     for i in range(rows):
@@ -66,9 +71,13 @@ def resolve_axes(values: np.ndarray, rank: int) -> Optional[list[int]]:
 
 @register("MEAN", "SUM", "REDUCE_MAX")
 class Reduce(OpKernel):
-    """int8 reductions; MEAN and SUM requantize to the output's scale, REDUCE_MAX does not."""
+    """int8 reductions; MEAN requantizes to the output's scale, REDUCE_MAX does not."""
 
     def prepare(self) -> None:
+        if self.op.opcode == "SUM":
+            raise self.fail("int8 SUM is not supported: LiteRT's reference kernel treats int8 data as "
+                            "uint8 for SUM, so there is no correct reference to match (use MEAN, or "
+                            "keep the sum in float)")
         self.expect_counts(2, 1)
         x, ax, y = self.input(0), self.input(1), self.output(0)
         self.expect_dtype(x, np.int8)
@@ -79,7 +88,8 @@ class Reduce(OpKernel):
         self.rank = len(x.shape_signature)
         axes = resolve_axes(ax.data, self.rank)
         if axes is None:
-            raise self.fail(f"axis values {ax.data.reshape(-1).tolist()} out of range for a rank-{self.rank} input")
+            raise self.fail(f"axis values {ax.data.reshape(-1).tolist()} are out of range for a "
+                            f"rank-{self.rank} input")
         self.axes = axes
         self.kept = [d for d in range(self.rank) if d not in axes]
         self.keep_dims = bool(self.op.options.get("keep_dims", False))
@@ -133,9 +143,8 @@ class Reduce(OpKernel):
         if self.op.opcode == "REDUCE_MAX":
             _max_rows(rows, flat)
         elif n_red == 0:
-            flat[:] = 0  # the reference leaves an empty mean or sum at 0, not at the zero point
+            flat[:] = 0  # the reference leaves an empty mean at 0, not at the zero point
         else:
-            mult, shift = (self._mean_requant(n_red) if self.op.opcode == "MEAN"
-                           else (self.multiplier, self.shift))
-            _mean_or_sum_rows(rows, n_red, self.zp_in, mult, shift, self.zp_out, flat)
+            mult, shift = self._mean_requant(n_red)
+            _mean_rows(rows, n_red, self.zp_in, mult, shift, self.zp_out, flat)
         return [flat.reshape(self._out_shape(x.shape))]
