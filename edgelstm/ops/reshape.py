@@ -59,12 +59,16 @@ class MovementKernel(OpKernel):
     """Shared prepare/run logic of the data-movement ops.
 
     Subclasses read their constant inputs and options in `prepare_args()` (checks that depend only
-    on the input rank belong there), and implement `make_plan(shape)` -> (output shape, plan),
-    raising ValueError for an input shape they cannot handle, and `move(x, out_shape, plan)`.
+    on the input rank belong there), and implement `make_plan(shape, *args)` -> (output shape,
+    plan), raising ValueError for an input shape they cannot handle, and `move(x, out_shape, plan)`.
+    `args` is what `runtime_args(inputs)` extracts from non-constant inputs (nothing by default);
+    plans are cached per (input shape, args).
     """
 
     n_inputs: ClassVar[Sequence[int]] = (1,)
     max_rank: ClassVar[Optional[int]] = None
+    #: set by prepare_args() when the plan depends on runtime values, not only on the input shape
+    needs_runtime_args: bool = False
 
     def prepare(self) -> None:
         self.expect_counts(self.n_inputs)
@@ -75,27 +79,31 @@ class MovementKernel(OpKernel):
         self.rank = len(self.x.shape_signature)
         if self.max_rank is not None and self.rank > self.max_rank:
             raise self.fail(f"supports inputs of rank up to {self.max_rank}, {self.x.describe()} has rank {self.rank}")
-        self._plans: dict[tuple[int, ...], tuple[tuple[int, ...], Any]] = {}
+        self._plans: dict[tuple, tuple[tuple[int, ...], Any]] = {}
         self.prepare_args()
-        if -1 not in self.x.shape_signature:
+        if -1 not in self.x.shape_signature and not self.needs_runtime_args:
             self.plan_for(self.x.shape)
 
     def prepare_args(self) -> None:
         pass
 
-    def make_plan(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:  # pragma: no cover
+    def runtime_args(self, inputs: list[Optional[np.ndarray]]) -> tuple:
+        return ()
+
+    def make_plan(self, shape: tuple[int, ...], *args) -> tuple[tuple[int, ...], Any]:  # pragma: no cover
         raise NotImplementedError
 
     def move(self, x: np.ndarray, out_shape: tuple[int, ...], plan: Any) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def plan_for(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
+    def plan_for(self, shape: tuple[int, ...], args: tuple = ()) -> tuple[tuple[int, ...], Any]:
         shape = tuple(int(d) for d in shape)
-        cached = self._plans.get(shape)
+        key = (shape, args)
+        cached = self._plans.get(key)
         if cached is not None:
             return cached
         try:
-            out_shape, plan = self.make_plan(shape)
+            out_shape, plan = self.make_plan(shape, *args)
         except ValueError as exc:
             raise self.fail(f"{exc} (input shape {list(shape)})") from None
         sig = self.y.shape_signature
@@ -104,7 +112,7 @@ class MovementKernel(OpKernel):
                             f"{self.y.describe()} declares {list(sig)}")
         if len(self._plans) >= _MAX_CACHED_PLANS:
             self._plans.clear()
-        self._plans[shape] = (out_shape, plan)
+        self._plans[key] = (out_shape, plan)
         return out_shape, plan
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
@@ -113,7 +121,7 @@ class MovementKernel(OpKernel):
         if x.dtype != self.x.dtype or x.ndim != len(sig) or any(
                 s != -1 and s != d for s, d in zip(sig, x.shape)):
             raise self.fail(f"got a {x.dtype.name}{list(x.shape)} input, but {self.x.describe()} is declared")
-        out_shape, plan = self.plan_for(x.shape)
+        out_shape, plan = self.plan_for(x.shape, self.runtime_args(inputs))
         return [self.move(x, out_shape, plan)]
 
 
@@ -135,15 +143,25 @@ class _CopyReshaped(MovementKernel):
 
 @register("RESHAPE")
 class Reshape(_CopyReshaped):
-    """New shape from a constant 1-D int32 shape tensor, else from the `new_shape` option (as LiteRT,
-    which falls back to the option whenever the second input is absent or not an int32 vector)."""
+    """New shape from a 1-D int32 shape tensor, else from the `new_shape` option (as LiteRT, which
+    falls back to the option whenever the second input is absent or not an int32 vector).
+
+    The shape tensor is normally constant; with a dynamic time axis the converter computes it
+    (SHAPE, GATHER, REDUCE_PROD, PACK), so a computed one is read, and validated, on every run.
+    """
 
     n_inputs = (1, 2)
     optional_inputs = frozenset({1})
 
     def prepare_args(self) -> None:
         shape_t = self.input(1, required=False)
+        self.target: Optional[tuple[int, ...]] = None
         if shape_t is not None and shape_t.dtype == np.int32 and len(shape_t.shape) == 1:
+            if shape_t.data is None:
+                if shape_t.shape_signature[0] < 0:
+                    raise self.fail(f"computed shape {shape_t.describe()} must have a fixed length")
+                self.needs_runtime_args = True
+                return
             target = const_ints(self, 1, "shape")
         else:
             opt = self.op.options.get("new_shape")
@@ -154,8 +172,19 @@ class Reshape(_CopyReshaped):
         if any(v < -1 for v in self.target) or self.target.count(-1) > 1:
             raise self.fail(f"new shape {list(self.target)} may contain only sizes >= 0 and at most one -1")
 
-    def make_plan(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
-        return reshape_output_shape(shape, self.target), None
+    def runtime_args(self, inputs: list[Optional[np.ndarray]]) -> tuple:
+        if not self.needs_runtime_args:
+            return ()
+        s = inputs[1]
+        want = self.input(1).shape
+        if s is None or s.dtype != np.int32 or s.shape != want:
+            got = "nothing" if s is None else f"{s.dtype.name}{list(s.shape)}"
+            raise self.fail(f"shape input must be int32{list(want)}, got {got}")
+        return (tuple(int(v) for v in s),)
+
+    def make_plan(self, shape: tuple[int, ...], target: Optional[tuple[int, ...]] = None
+                  ) -> tuple[tuple[int, ...], Any]:
+        return reshape_output_shape(shape, self.target if target is None else target), None
 
 
 @register("SQUEEZE")

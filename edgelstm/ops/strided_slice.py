@@ -15,7 +15,7 @@ dimension), the op is refused instead of reproducing garbage.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +94,7 @@ class SliceSpec:
                 for _ in range(rank - n_consuming):
                     axes.append(("full", j, d))
                     d += 1
-            elif _bit(self.new_axis_mask, j) and not _bit(self.ellipsis_mask, j) and False:
+            elif _bit(new_axes, j):
                 axes.append(("new", j, -1))
             else:
                 s = self.strides[j]

@@ -1,0 +1,112 @@
+"""REVERSE_V2 against LiteRT: Keras Bidirectional LSTMs (static and dynamic time), where the
+reversed LSTM output gets other quantization parameters than its input and LiteRT still copies
+the raw integers, and hand-built single-op models (other types, several axes, refusals)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import zoo  # noqa: E402
+from oracle import check_ops  # noqa: E402
+from test_strided_slice import build_first, random_input, single_op_model  # noqa: E402
+
+from edgelstm import ModelError  # noqa: E402
+from edgelstm.ops import build_kernel  # noqa: E402
+from edgelstm.tflite_reader import read_model  # noqa: E402
+
+
+@zoo.zoo_model("ops_bidir")
+def _bidir():
+    K = zoo._keras(); L = K.layers; zoo._seed(51)
+    x = K.Input((9, 5), batch_size=1)
+    a = L.Bidirectional(L.LSTM(6, return_sequences=True))(x)
+    b = L.Dense(3)(L.Bidirectional(L.LSTM(4))(x))
+    m = K.Model(x, [a, b])
+    return zoo._randomize_biases(m), zoo._calib((1, 9, 5))
+
+
+@zoo.zoo_model("ops_bidir_dynamic")
+def _bidir_dynamic():
+    K = zoo._keras(); L = K.layers; zoo._seed(52)
+    x = K.Input((None, 5), batch_size=1)
+    m = K.Model(x, L.Dense(3)(L.Bidirectional(L.LSTM(6))(x)))
+    return zoo._randomize_biases(m), zoo._calib((1, 12, 5))
+
+
+def test_bidirectional():
+    model = zoo.build("ops_bidir")
+    g = read_model(model)
+    revs = [op for op in g.operators if op.opcode == "REVERSE_V2"]
+    assert len(revs) >= 2
+
+    def qp(i):
+        return g.tensors[i].quant.s, g.tensors[i].quant.zp
+
+    # the point of this model: a reverse whose output quantization differs from its input's
+    assert any(qp(op.inputs[0]) != qp(op.outputs[0]) for op in revs)
+    for xs in zoo.sample_inputs(model):
+        assert check_ops(model, xs, "REVERSE_V2") == len(revs)
+
+
+def test_bidirectional_dynamic_time():
+    model = zoo.build("ops_bidir_dynamic")
+    g, op = build_first(model, "REVERSE_V2")
+    assert -1 in g.tensors[op.inputs[0]].shape_signature
+    for t in (1, 2, 13):
+        for xs in zoo.sample_inputs(model, n_random=2, time_steps=t):
+            assert check_ops(model, xs, "REVERSE_V2") == 1
+
+
+@pytest.mark.parametrize("axes", [[0], [1], [-1], [0, 1], [2, 1], [-2, -1], [0, 1, 2]])
+@pytest.mark.parametrize("dtype", [np.int8, np.int32])
+def test_axes_vs_litert(axes, dtype):
+    model = single_op_model("REVERSE_V2", (2, 3, 4), dtype, [np.int32(axes)], (2, 3, 4), out_q=(0.2, -60))
+    for seed in range(2):
+        assert check_ops(model, [random_input((2, 3, 4), dtype, seed)], "REVERSE_V2") == 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, np.float32, np.bool_])
+def test_dtypes_vs_litert(dtype):
+    model = single_op_model("REVERSE_V2", (3, 5), dtype, [np.int32([0])], (3, 5))
+    assert check_ops(model, [random_input((3, 5), dtype)], "REVERSE_V2") == 1
+
+
+def test_dynamic_handmade_vs_litert():
+    model = single_op_model("REVERSE_V2", (2, 1, 3), np.int8, [np.int32([1])], (2, 1, 3),
+                            x_sig=(2, -1, 3), out_sig=(2, -1, 3))
+    for t in (1, 4):
+        assert check_ops(model, [random_input((2, t, 3), np.int8, t)], "REVERSE_V2") == 1
+
+
+def test_output_never_aliases_input():
+    g, op = build_first(single_op_model("REVERSE_V2", (4,), np.int8, [np.int32([0])], (4,)), "REVERSE_V2")
+    x = np.arange(4, dtype=np.int8)
+    (y,) = build_kernel(op, g, "tflite").run([x, g.tensors[op.inputs[1]].data])
+    assert y.tolist() == [3, 2, 1, 0] and y.flags.c_contiguous and not np.shares_memory(x, y)
+
+
+@pytest.mark.parametrize("axes,match", [
+    ([0, 2], "contiguous"), ([1, 1], "contiguous"), ([3], "out of range"), ([-4], "out of range"),
+    ([0, 1, 2, 0], "between 1 and 3"), ([], "between 1 and 3"), (np.int64([1]), "int32"),
+])
+def test_refusals(axes, match):
+    axes = np.asarray(axes, dtype=getattr(axes, "dtype", np.int32))
+    # an empty constant has no buffer, so start from a valid model and edit the axis tensor
+    model = single_op_model("REVERSE_V2", (2, 3, 4), np.int8, [axes if axes.size else np.int32([0])], (2, 3, 4))
+    g, op = build_first(model, "REVERSE_V2")
+    if not axes.size:
+        t = g.tensors[op.inputs[1]]
+        t.data, t.shape, t.shape_signature = axes, (0,), (0,)
+    with pytest.raises(ModelError, match=match):
+        build_kernel(op, g, "tflite")
+
+
+def test_non_constant_axis_is_refused():
+    g, op = build_first(single_op_model("REVERSE_V2", (2, 3), np.int8, [np.int32([0])], (2, 3)), "REVERSE_V2")
+    g.tensors[op.inputs[1]].data = None
+    with pytest.raises(ModelError, match="constant"):
+        build_kernel(op, g, "tflite")
