@@ -50,6 +50,15 @@ class Model:
             t = graph.tensors[i]
             if t.dtype is None:
                 raise ModelError(f"model input {t.describe()} has unsupported type {t.type_name}")
+        written = {o for op in graph.operators for o in op.outputs}
+        # what every run starts from: constants, plus zero-size tensors nobody writes (legal, empty)
+        self._static: dict[int, np.ndarray] = {}
+        for t in graph.tensors:
+            if t.data is not None:
+                self._static[t.index] = t.data
+            elif t.shape and 0 in t.shape and t.dtype is not None and t.index not in written \
+                    and not t.is_variable:
+                self._static[t.index] = np.zeros(t.shape, t.dtype)
         self._state = self.fresh_state()
 
     # -- description --------------------------------------------------------------------------
@@ -115,10 +124,7 @@ class Model:
 
     def _execute(self, xs: list[np.ndarray], state: dict[int, np.ndarray],
                  keep_all: bool = False) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
-        values: dict[int, np.ndarray] = {}
-        for t in self.graph.tensors:
-            if t.data is not None:
-                values[t.index] = t.data
+        values = dict(self._static)
         values.update(state)
         for i, a in zip(self.graph.inputs, xs):
             values[i] = a
@@ -181,7 +187,7 @@ class Model:
         """Exact count of the multiply-accumulates one `run(x)` performs."""
         xs = self.check_inputs(x)
         state = self.fresh_state()
-        values: dict[int, np.ndarray] = {t.index: t.data for t in self.graph.tensors if t.data is not None}
+        values = dict(self._static)
         values.update(state)
         values.update(zip(self.graph.inputs, xs))
         total = 0

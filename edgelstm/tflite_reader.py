@@ -325,7 +325,8 @@ def _check_dataflow(graph: Graph) -> None:
     or the output of an earlier operator. Outputs must not overwrite constants or be written twice."""
     available = set(graph.inputs)
     for t in graph.tensors:
-        if t.is_constant or t.is_variable:
+        # an empty tensor holds no bytes, so reading it before any write is harmless (and legal)
+        if t.is_constant or t.is_variable or (t.shape and 0 in t.shape):
             available.add(t.index)
     written: set[int] = set()
     for op in graph.operators:
