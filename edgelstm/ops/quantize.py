@@ -26,7 +26,7 @@ _INT32_MIN = -2147483648
 
 
 @njit(cache=True, nogil=True)
-def f32_to_int32_x86(q):
+def _f32_to_int32_x86(q):
     """static_cast<int32_t>(std::round(q)) for a float32 q, with x86's out-of-range result."""
     r = math.floor(abs(q) + 0.5)  # exact in double for any float32 q
     if q < 0:
@@ -40,7 +40,7 @@ def f32_to_int32_x86(q):
 def _affine_quantize(x, scale, zero_point, out):
     for i in range(x.size):
         q = x[i] / scale  # float32 / float32 stays float32 in Numba, as in the C++
-        v = wrap32(f32_to_int32_x86(np.float64(q)) + zero_point)
+        v = wrap32(_f32_to_int32_x86(np.float64(q)) + zero_point)
         out[i] = min(max(v, -128), 127)
 
 
