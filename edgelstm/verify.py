@@ -148,7 +148,7 @@ def _locate(model: Model, ref_bytes: bytes, ref_name: str, xs: list[np.ndarray],
     ours = model.run_all_tensors(xs, reset=True)
     for op in model.graph.operators:
         for o in op.outputs:
-            if o in theirs and o in ours and (theirs[o].shape != ours[o].shape or np.any(theirs[o] != ours[o])):
+            if o in theirs and o in ours and (theirs[o].shape != ours[o].shape or np.any(unequal(ours[o], theirs[o]))):
                 time_axis = 1 if not op.options.get("time_major") else 0
                 return FirstMismatch(sample, op.index, op.opcode, model.graph.tensors[o].name,
                                      _first_timestep(ours[o], theirs[o], time_axis))
@@ -189,11 +189,12 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
                 if a.shape != b.shape:
                     d.mismatched_elements += max(a.size, b.size)
                     continue
-                delta = np.abs(a.astype(np.float64) - b.astype(np.float64))
-                bad = int(np.count_nonzero(delta))
+                differ = unequal(a, b)
+                bad = int(np.count_nonzero(differ))
                 if bad:
                     d.mismatched_elements += bad
-                    d.max_abs_diff = max(d.max_abs_diff, _as_number(delta.max()))
+                    delta = np.abs(a[differ].astype(np.float64) - b[differ].astype(np.float64))
+                    d.max_abs_diff = max(d.max_abs_diff, _as_number(np.nan_to_num(delta, nan=np.inf).max()))
                     if first is None and reset:
                         first = _locate(model, bytes(data), reference, xs, s)
             done += 1
@@ -203,6 +204,14 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
         first = FirstMismatch(-1, None, None, None, None)  # only the carried-state pass differed
     return VerifyResult(reference={"name": ref.name, "version": ref.version}, samples=len(inputs),
                         outputs=diffs, first_mismatch=first, state_checked=check_state)
+
+
+def unequal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise "differs", where two NaNs are equal and inf equals inf (so floats compare exactly)."""
+    differ = a != b
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        differ &= ~(np.isnan(a) & np.isnan(b))
+    return differ
 
 
 def _as_number(v) -> Union[int, float]:

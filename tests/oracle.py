@@ -11,6 +11,7 @@ import numpy as np
 from edgelstm.ops import build_kernel
 from edgelstm.references import get_reference
 from edgelstm.tflite_reader import read_model
+from edgelstm.verify import unequal
 
 
 def check_ops(model_bytes: bytes, inputs: list[np.ndarray], opcode: str, flavor: str = "tflite") -> int:
@@ -33,9 +34,9 @@ def check_ops(model_bytes: bytes, inputs: list[np.ndarray], opcode: str, flavor:
             want = tensors[o]
             assert got.dtype == want.dtype, f"{op.describe()}: dtype {got.dtype} != {want.dtype}"
             assert got.shape == want.shape, f"{op.describe()}: shape {got.shape} != {want.shape}"
-            diff = got.astype(np.float64) - want.astype(np.float64)
-            bad = np.count_nonzero(diff)
-            assert bad == 0, (f"{op.describe()}: {bad}/{got.size} elements differ, max |diff| "
-                              f"{np.abs(diff).max()}")
+            differ = unequal(got, want)
+            bad = int(np.count_nonzero(differ))
+            assert bad == 0, (f"{op.describe()}: {bad}/{got.size} elements differ, e.g. "
+                              f"{got[differ][:5].tolist()} vs {want[differ][:5].tolist()}")
         checked += 1
     return checked
