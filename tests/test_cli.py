@@ -55,7 +55,7 @@ def test_run_writes_outputs(model_path, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["verify", "missing.tflite"], "not found"),
-    (["run", "{model}", "--input", "{bad}", "--output", "{out}"], "must be int8"),
+    (["run", "{model}", "--input", "{bad}", "--output", "{out}"], "expected dtype int8, got float64"),
     (["run", "{model}", "--input", "{pickle}", "--output", "{out}"], "not a plain .npy"),
 ])
 def test_errors_are_one_line_exit_2(model_path, tmp_path, args, message):
