@@ -176,11 +176,14 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
     for pass_no in range(2 if check_state else 1):
         reset_each = pass_no == 0
         model.reset()
-        first_of_pass = True
+        prev_shapes = None
         for s, xs in enumerate(inputs):
             xs = model.check_inputs(xs)
-            reset = reset_each or first_of_pass
-            first_of_pass = False
+            shapes = [a.shape for a in xs]
+            # The reference interpreter reallocates, and so resets its state, when the input shape
+            # changes; edgelstm carries state across lengths (streaming chunks), so compare from a reset.
+            reset = reset_each or shapes != prev_shapes
+            prev_shapes = shapes
             ours = model.run(xs, reset=reset)
             theirs = ref.run(xs, reset=reset)
             ours = ours if isinstance(ours, list) else [ours]

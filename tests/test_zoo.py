@@ -12,7 +12,7 @@ import edgelstm
 from edgelstm.verify import verify
 
 ZOO = ["basic", "tiny", "odd_h7_f5", "wide_h300", "long_t500", "stacked3", "seq2seq_td", "bidirectional",
-       "conv1d_lstm", "pool_heads", "concat_add_flatten", "batchnorm_relu", "batch4", "dynamic_time",
+       "conv1d_lstm", "pool_heads", "concat_add_flatten", "batchnorm_relu", "batch4", "dynamic_time", "dynamic_time_dense",
        "float_io", "trained", "small_cell_scale", "time_major"]
 
 
@@ -32,6 +32,12 @@ def test_dynamic_time_runs_any_length():
     for steps in (1, 7, 64):
         inputs = zoo.sample_inputs(data, n_random=2, seed=steps, time_steps=steps)
         assert verify(data, inputs=inputs).bit_exact
+
+
+def test_verify_mixed_lengths_in_one_call():
+    data = zoo.build("dynamic_time_dense")
+    inputs = [x for steps in (1, 5, 20) for x in zoo.sample_inputs(data, n_random=2, seed=steps, time_steps=steps)]
+    assert verify(data, inputs=inputs, check_state=True).bit_exact
 
 
 def test_state_carries_over_without_reset():

@@ -225,6 +225,16 @@ def _time_major():
     return _randomize_biases(m), _calib((T_DEFAULT, 1, F_DEFAULT))
 
 
+@zoo_model("dynamic_time_dense")
+def _dyn_dense():
+    """Dense on a dynamic-length sequence: the converter computes a RESHAPE shape at run time."""
+    K = _keras(); L = K.layers; _seed(19)
+    x = K.Input((None, F_DEFAULT), batch_size=1)
+    y = L.LSTM(8, return_sequences=True)(x)
+    m = K.Model(x, L.Dense(3)(y))
+    return _randomize_biases(m), _calib((1, T_DEFAULT, F_DEFAULT))
+
+
 @zoo_model("float_io", io="float")
 def _float_io():
     K = _keras(); L = K.layers; _seed(15)

@@ -1,4 +1,5 @@
-"""CONCATENATION of int8 tensors along any axis (negative axes count from the end).
+"""CONCATENATION of int8 tensors (activations) or int32 tensors (shape arithmetic the converter
+emits for a dynamic time axis) along any axis (negative axes count from the end).
 
 LiteRT only rescales when concatenating *uint8* tensors (ConcatenationWithScaling). For int8 its
 Prepare insists that every input has exactly the output's scale and zero point and then copies
@@ -31,15 +32,16 @@ class Concatenation(OpKernel):
         self.expect_counts(len(self.op.inputs), 1)
         self.xs = [self.input(i) for i in range(len(self.op.inputs))]
         self.y = self.output(0)
-        for t in self.xs + [self.y]:
-            self.expect_dtype(t, np.int8)
+        self.expect_dtype(self.y, np.int8, np.int32)
+        for t in self.xs:
+            self.expect_dtype(t, self.y.dtype)
         for t in self.xs + [self.y]:
             if t.quant is not None and not t.quant.per_tensor:
                 raise self.fail(f"{t.describe()} must be quantized per tensor")
         if self.activation() != "NONE":
             raise self.fail(f"fused activation {self.activation()} is not allowed (LiteRT rejects it too)")
         want = _params(self.y)
-        for t in self.xs:
+        for t in self.xs if self.y.dtype == np.int8 else ():
             if _params(t) != want:
                 raise self.fail(f"{t.describe()} has scale/zero point {_params(t)} but the output has {want}; "
                                 "LiteRT requires int8 inputs to share the output's quantization")
