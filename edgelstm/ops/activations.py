@@ -47,7 +47,10 @@ def _load_libm() -> Optional[ctypes.CDLL]:
 _LIBM = _load_libm()
 
 
-def _c_float_fn(name: str, fallback: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+_FloatFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _c_float_fn(name: str, fallback: _FloatFn) -> _FloatFn:
     """Vectorised float32 -> float32 through libm's `name` (LiteRT calls the same symbol)."""
     if _LIBM is None:  # pragma: no cover - no C math library reachable; numpy may differ by an ulp
         return lambda x: fallback(x.astype(np.float32)).astype(np.float32)
@@ -62,15 +65,23 @@ _tanhf = _c_float_fn("tanhf", np.tanh)
 
 
 def _roundf(x: np.ndarray) -> np.ndarray:
-    """C roundf on float32 values: halves away from zero. Done in float64, where |x| + 0.5 is exact
-    for every float32 that is not already an integer (numpy's own rounding is half-to-even)."""
+    """C roundf on float32 values: halves away from zero (numpy's np.round goes to even). In float64,
+    floor(|x| + 0.5) never rounds up across an integer for a float32 x, as it can in float32."""
     d = x.astype(np.float64)
     return np.where(d >= 0, np.floor(d + 0.5), -np.floor(-d + 0.5)).astype(np.float32)
 
 
-def _f32_to_i32(x) -> np.ndarray:
-    """static_cast<int32_t>(float) as x86-64 executes it: truncation, and INT32_MIN (the
-    'integer indefinite' value) for NaN or anything outside the int32 range."""
+def _f32_to_i32_clamped(x) -> np.ndarray:
+    """static_cast<int32_t>(float) where the C++ clamps the result to int8 right away (LUTPopulate).
+    The compiler folds cast-then-clamp into a saturating conversion, so an overflowing entry
+    saturates (measured: a positive overflow gives +127)."""
+    d = np.nan_to_num(np.atleast_1d(np.asarray(x, dtype=np.float64)), nan=0.0)
+    return np.trunc(np.clip(d, -2147483648.0, 2147483647.0)).astype(np.int64)
+
+
+def _f32_to_i32_x86(x) -> np.ndarray:
+    """static_cast<int32_t>(float) compiled to a bare x86 cvttss2si (ReluX's bounds, which add the
+    zero point before clamping): NaN or anything outside int32 gives INT32_MIN (measured)."""
     d = np.atleast_1d(np.asarray(x, dtype=np.float64))
     ok = np.isfinite(d) & (d > -2147483649.0) & (d < 2147483648.0)
     return np.where(ok, np.trunc(np.where(ok, d, 0.0)), -2147483648.0).astype(np.int64)
@@ -93,7 +104,7 @@ def float_lut(input_scale: float, input_zp: int, output_scale: float, output_zp:
     dequantized = _f32(input_scale) * (_INT8_VALUES - input_zp).astype(np.float32)
     transformed = transform(dequantized).astype(np.float32)
     rescaled = _roundf(transformed * inverse_scale)
-    quantized = _f32_to_i32(rescaled + _f32(output_zp))
+    quantized = _f32_to_i32_clamped(rescaled + _f32(output_zp))
     return np.clip(quantized, -128, 127)
 
 
@@ -153,9 +164,11 @@ class _Int8TableOp(OpKernel):
         x = inputs[0]
         if not isinstance(x, np.ndarray) or x.dtype != np.int8:
             raise self.fail(f"expects an int8 input array, got {getattr(x, 'dtype', type(x).__name__)}")
-        return [self.table[x.view(np.uint8)]]
+        return [np.asarray(self.table[x.view(np.uint8)]).reshape(x.shape)]
 
     def _multiplier(self, real: float, what: str) -> tuple[int, int]:
+        if not math.isfinite(real):
+            raise self.fail(f"{what} multiplier {real} is too large (input/output scale ratio)")
         m, shift = quantize_multiplier(real)
         if shift > 30:  # the C kernel would shift a 1 into (or past) the int32 sign bit
             raise self.fail(f"{what} multiplier {real:g} is too large (input/output scale ratio)")
@@ -188,7 +201,7 @@ class _ReluX(_Int8TableOp):
         lo, hi = self.bounds
 
         def quantized_bound(v: float) -> int:
-            q = int(_f32_to_i32(_roundf(np.array([_f32(v) / _f32(out_s)], dtype=np.float32)))[0])
+            q = int(_f32_to_i32_x86(_roundf(np.array([_f32(v) / _f32(out_s)], dtype=np.float32)))[0])
             return int(wrap32(out_zp + q))
 
         act_min = max(-128, quantized_bound(lo))
@@ -230,11 +243,13 @@ class LeakyRelu(_Int8TableOp):
         # LeakyReluPrepare: both products and quotients in float32, then widened to double
         m_id, s_id = self._multiplier(float(_f32(in_s) / _f32(out_s)), "identity")
         alpha_real = float(_f32(in_s) * alpha / _f32(out_s))
+        if not math.isfinite(alpha_real):
+            raise self.fail(f"alpha multiplier {alpha_real} is too large (alpha * input/output scale ratio)")
         negative = alpha_real < 0
         q, _ = math.frexp(abs(alpha_real))
         if negative and math.floor(q * 2147483648.0 + 0.5) == 2147483648:
             # LiteRT would quantize this alpha to -2^31 and then overflow negating it
-            raise self.fail(f"alpha multiplier {alpha_real!r} hits an int32 overflow in the reference kernel")
+            raise self.fail(f"alpha multiplier {alpha_real!r} hits an int32 overflow in LiteRT's kernel")
         # QuantizeLeakyRelu negates a negative alpha multiplier before use; quantizing |x| is the same
         m_a, s_a = self._multiplier(abs(alpha_real), "alpha")
         table = np.empty(256, dtype=np.int64)

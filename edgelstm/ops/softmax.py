@@ -1,0 +1,192 @@
+"""SOFTMAX, int8 in and out, as LiteRT's reference kernel computes it (Register_SOFTMAX_REF).
+
+The kReference path of tflite/kernels/activations.cc is the gemmlowp fixed-point softmax of
+reference_ops::Softmax (kernels/internal/reference/softmax.h):
+
+* prepare: beta * input_scale * 2^26 (double, capped at 2^31 - 1) becomes a multiplier and left
+  shift (PreprocessSoftmaxScaling), and diff_min = -floor(31 * 2^26 / 2^left_shift) bounds the
+  input differences worth an exp (CalculateInputRadius).
+* per row: d = x - max(row); exp(d * scale) as gemmlowp's exp_on_negative_values on a Q5.26
+  value; the sum of exps in Q12.19; its reciprocal via one_over_one_plus_x_for_x_in_0_1; and each
+  output = RoundingDivideByPOT(reciprocal * exp, num_bits_over_unit + 23) - 128, saturated.
+
+The exp of a difference depends only on the difference (0..255 for int8), so prepare tabulates it.
+The int32 gemmlowp functions below extend edgelstm.fixedpoint's int16 ones to 32-bit raw values.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+from numba import njit
+
+from ..fixedpoint import INT32_MAX, INT32_MIN, mbqm, quantize_multiplier, rdbp, srdhm32, wrap32
+from .base import OpKernel, register
+
+_SCALED_DIFF_INTEGER_BITS = 5  # the exp input is Q5.26
+_ACCUM_INTEGER_BITS = 12  # the sum of exps is Q12.19
+_jit = njit(cache=True, nogil=True)
+
+# gemmlowp's Q0.31 constants: exp(-1/8), 1/3, and exp(-2^k) for k = -2..4
+_EXP_M1_8 = 1895147668
+_ONE_THIRD = 715827883
+_EXP_BARREL = np.array([1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242], dtype=np.int64)
+# Newton-Raphson seeds in Q2.29: 48/17 and -32/17
+_K_48_17 = 1515870810
+_K_M32_17 = -1010580540
+
+
+# -- gemmlowp on int32 raw values ------------------------------------------------------------------
+@_jit
+def sat_shift_left32(x, exponent):
+    """SaturatingRoundingMultiplyByPOT<+exponent> on int32: a left shift that saturates."""
+    threshold = (1 << (31 - exponent)) - 1
+    if x > threshold:
+        return INT32_MAX
+    if x < -threshold:
+        return INT32_MIN
+    return x << exponent
+
+
+@_jit
+def exp_on_interval_m1_4_0_32(a):
+    """exp_on_interval_between_negative_one_quarter_and_0_excl, Q0.31 in and out."""
+    x = wrap32(a + (1 << 28))  # expand around -1/8
+    x2 = srdhm32(x, x)
+    x3 = srdhm32(x2, x)
+    x4 = srdhm32(x2, x2)
+    x4_over_4 = rdbp(x4, 2)
+    poly = rdbp(wrap32(srdhm32(wrap32(x4_over_4 + x3), _ONE_THIRD) + x2), 1)
+    # the 32-bit instantiation adds without saturation
+    return wrap32(_EXP_M1_8 + srdhm32(_EXP_M1_8, wrap32(x + poly)))
+
+
+@_jit
+def exp_on_negative_values32(a, integer_bits):
+    """gemmlowp exp_on_negative_values for FixedPoint<int32, integer_bits>; result Q0.31."""
+    frac_bits = 31 - integer_bits
+    one_quarter = 1 << (frac_bits - 2)
+    a_mod = wrap32((a & (one_quarter - 1)) - one_quarter)
+    result = exp_on_interval_m1_4_0_32(sat_shift_left32(a_mod, integer_bits) if integer_bits > 0 else a_mod)
+    remainder = wrap32(a_mod - a)
+    for k in range(7):
+        exponent = k - 2
+        if integer_bits > exponent:
+            if remainder & (1 << (frac_bits + exponent)):
+                result = srdhm32(result, _EXP_BARREL[k])
+    if integer_bits > 5:
+        if a < -(1 << (36 - integer_bits)):
+            result = 0
+    if a == 0:
+        result = INT32_MAX
+    return result
+
+
+@_jit
+def one_over_one_plus_x32(a):
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1 on Q0.31 (three Newton-Raphson steps in Q2.29)."""
+    s = a + INT32_MAX
+    # RoundingHalfSum: (a + b + sign) / 2 with C's truncating division
+    q = s + (1 if s >= 0 else -1)
+    half_denominator = q // 2 if q >= 0 else -((-q) // 2)
+    x = wrap32(_K_48_17 + srdhm32(half_denominator, _K_M32_17))
+    for _ in range(3):
+        one_minus = wrap32((1 << 29) - srdhm32(half_denominator, x))
+        x = wrap32(x + sat_shift_left32(srdhm32(x, one_minus), 2))
+    return sat_shift_left32(x, 1)
+
+
+# -- the kernel ------------------------------------------------------------------------------------
+@_jit
+def _exp_table(out, multiplier, left_shift, diff_min):
+    """out[d] = exp of the input difference -d in Q0.31, 0 where the kernel skips it (-d < diff_min):
+    a skipped element adds nothing to the sum and outputs -128, exactly like an exp of 0."""
+    for d in range(out.shape[0]):
+        if -d >= diff_min:
+            out[d] = exp_on_negative_values32(mbqm(-d, multiplier, left_shift), _SCALED_DIFF_INTEGER_BITS)
+        else:
+            out[d] = 0
+
+
+@_jit
+def _softmax_rows(x, exp_table, out):
+    """Softmax of each row of the int8 matrix x into out. Returns -1, or the first row whose sum of
+    exps reaches 512, where the reference kernel's output exponent leaves 0..31 and it aborts."""
+    rows, depth = x.shape
+    for i in range(rows):
+        row_max = -128
+        for c in range(depth):
+            row_max = max(row_max, np.int64(x[i, c]))
+        total = 0
+        for c in range(depth):
+            total += rdbp(exp_table[row_max - np.int64(x[i, c])], _ACCUM_INTEGER_BITS)
+        if total >= (1 << 28):
+            return i
+        # GetReciprocal: normalise the Q12.19 sum to [1, 2) and invert it
+        # (total >= 2^19 always: the row maximum contributes exp(0); the bound only keeps the
+        # loop finite whatever the table holds)
+        headroom_plus_one = 0
+        while headroom_plus_one < 31 and (total << headroom_plus_one) < (1 << 31):
+            headroom_plus_one += 1
+        num_bits_over_unit = _ACCUM_INTEGER_BITS - headroom_plus_one
+        reciprocal = one_over_one_plus_x32((total << headroom_plus_one) - (1 << 31))
+        exponent = num_bits_over_unit + 31 - 8
+        for c in range(depth):
+            e = exp_table[row_max - np.int64(x[i, c])]
+            y = rdbp(srdhm32(reciprocal, e), exponent) - 128
+            out[i, c] = min(max(y, -128), 127)
+    return -1
+
+
+@register("SOFTMAX")
+class Softmax(OpKernel):
+    def prepare(self) -> None:
+        self.expect_counts(1, 1)
+        inp, out = self.input(0), self.output(0)
+        self.expect_dtype(inp, np.int8)
+        self.expect_dtype(out, np.int8)
+        if len(inp.shape_signature) < 1:
+            raise self.fail(f"{inp.describe()} must have at least one dimension")
+        if len(inp.shape_signature) != len(out.shape_signature) or any(
+                a != b and a != -1 and b != -1 for a, b in zip(inp.shape_signature, out.shape_signature)):
+            raise self.fail(f"output shape {list(out.shape_signature)} differs from input shape "
+                            f"{list(inp.shape_signature)}")
+        in_s, _ = self.per_tensor_quant(inp)  # the input zero point cancels in x - max(row)
+        out_s, out_zp = self.per_tensor_quant(out)
+        # The kernel writes probabilities as q = 256 p - 128 whatever the output scale says, so
+        # LiteRT only accepts (nearly) that quantization; the tolerance test is in float32.
+        tolerance = np.float32(0.001) / np.float32(256)
+        if out_zp != -128 or abs(np.float32(out_s) - np.float32(1.0 / 256)) > tolerance:
+            raise self.fail(f"int8 SOFTMAX needs output quantization 1/256, -128; {out.describe()} has "
+                            f"{out_s!r}, {out_zp}")
+        if "beta" not in self.op.options:
+            raise self.fail("has no SoftmaxOptions (beta)")
+        beta = float(np.float32(self.op.options["beta"]))
+        real = beta * in_s * float(1 << (31 - _SCALED_DIFF_INTEGER_BITS))
+        # QuantizeMultiplierGreaterThanOne aborts LiteRT unless this exceeds 1
+        if not math.isfinite(real) or real <= 1.0:
+            raise self.fail(f"beta {beta!r} times input scale {in_s!r} is out of the supported range "
+                            f"(beta * scale * 2^26 must exceed 1)")
+        real = min(real, float((1 << 31) - 1))
+        multiplier, left_shift = (int(v) for v in quantize_multiplier(real))
+        radius = math.floor(31.0 * (1 << 26) / (1 << left_shift))
+        self.diff_min = -radius
+        self.exp_table = np.empty(256, dtype=np.int64)
+        _exp_table(self.exp_table, multiplier, left_shift, self.diff_min)
+        self.exp_table.setflags(write=False)
+
+    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x = inputs[0]
+        if not isinstance(x, np.ndarray) or x.dtype != np.int8 or x.ndim < 1:
+            raise self.fail("expects an int8 input array with at least one dimension")
+        out = np.empty(x.shape, dtype=np.int8)
+        if x.size == 0:
+            return [out]
+        depth = x.shape[-1]
+        rows = np.ascontiguousarray(x).reshape(-1, depth)
+        bad = _softmax_rows(rows, self.exp_table, out.reshape(-1, depth))
+        if bad >= 0:
+            raise self.fail(f"row {bad} of the input sums to 512 or more in exp terms; LiteRT's reference "
+                            f"kernel aborts on this (its output exponent exceeds 31)")
+        return [out]
