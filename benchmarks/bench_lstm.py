@@ -50,15 +50,22 @@ def build_models(hidden: int, cache: Path) -> tuple[bytes, bytes]:
     return p8.read_bytes(), p32.read_bytes()
 
 
-def median_us(fn, runs: int, warmup: int = 5) -> float:
+def interleaved_us(fns: list, runs: int, warmup: int = 5) -> np.ndarray:
+    """Times of each function, called in turn in the same loop: [runs, len(fns)] in µs.
+
+    Interleaving makes the ratios robust to the machine's speed drifting during the run (shared
+    cores, frequency changes), which otherwise moves medians measured minutes apart by 2x.
+    """
     for _ in range(warmup):
-        fn()
-    ts = np.empty(runs)
+        for fn in fns:
+            fn()
+    ts = np.empty((runs, len(fns)))
     for i in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts[i] = time.perf_counter() - t0
-    return float(np.median(ts) * 1e6)
+        for j, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            ts[i, j] = time.perf_counter() - t0
+    return ts * 1e6
 
 
 def litert_runner(model: bytes, x: np.ndarray):
@@ -123,9 +130,10 @@ def main() -> int:
         rng = np.random.default_rng(0)
         x = rng.integers(-128, 128, size=model.inputs[0].shape, dtype=np.int8)
         xf = rng.normal(size=model.inputs[0].shape).astype(np.float32)
-        ours = median_us(lambda: model.run(x), args.runs)
-        lit8 = median_us(litert_runner(m8, x), args.runs)
-        lit32 = median_us(litert_runner(m32, xf), args.runs)
+        ts = interleaved_us([lambda: model.run(x), litert_runner(m8, x), litert_runner(m32, xf)], args.runs)
+        ours, lit8, lit32 = (float(v) for v in np.median(ts, axis=0))
+        ratio8 = float(np.median(ts[:, 1] / ts[:, 0]))
+        ratio32 = float(np.median(ts[:, 2] / ts[:, 0]))
         xs = rng.integers(-128, 128, size=(args.batch_sequences, *x.shape), dtype=np.int8)
         model.run_batch(xs[:2])
         t0 = time.perf_counter()
@@ -137,8 +145,8 @@ def main() -> int:
             cold = start_time_s(path, numba_cache)
             warm = start_time_s(path, numba_cache)
         row = {"hidden": h, "macs": macs, "edgelstm_us": round(ours, 1), "litert_int8_us": round(lit8, 1),
-               "litert_f32_us": round(lit32, 1), "speedup_vs_int8": round(lit8 / ours, 2),
-               "ratio_vs_f32": round(lit32 / ours, 2), "gmacs": round(macs / ours / 1e3, 2),
+               "litert_f32_us": round(lit32, 1), "speedup_vs_int8": round(ratio8, 2),
+               "ratio_vs_f32": round(ratio32, 2), "gmacs": round(macs / ours / 1e3, 2),
                "batch_seq_per_s": round(args.batch_sequences / batch_s, 1),
                "cold_start_s": round(cold, 2), "warm_start_s": round(warm, 2)}
         rows.append(row)
@@ -149,7 +157,8 @@ def main() -> int:
         "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
         "machine": platform.machine(),
         "versions": {p: version(p) for p in ("edgelstm", "numpy", "numba", "ai-edge-litert")},
-        "setup": f"LSTM(H)+Dense({OUT}), T={T}, F={F}, batch 1, one thread, median of {args.runs} runs; "
+        "setup": f"LSTM(H)+Dense({OUT}), T={T}, F={F}, batch 1, one thread, median of {args.runs} interleaved "
+                 "runs (ratios: median of per-run ratios); "
                  f"run_batch over {args.batch_sequences} sequences on {os.cpu_count()} cores",
     }
     Path(args.out).write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
