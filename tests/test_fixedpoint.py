@@ -130,9 +130,16 @@ def test_exp_on_negative_values(ib, a):
     assert abs(got - min(want, 32767)) <= 8
 
 
-@given(st.integers(0, 32767))
-def test_one_over_one_plus_x(a):
-    assert abs(fp.one_over_one_plus_x16(a) - 32768 / (1 + a / 32768)) <= 5
+def test_one_over_one_plus_x_exhaustive():
+    # three Newton-Raphson steps in Q2.13: accurate to 6 LSB of Q0.15 over the whole input range
+    errs = [abs(fp.one_over_one_plus_x16(a) - 32768 / (1 + a / 32768)) for a in range(32768)]
+    assert max(errs) <= 6
+
+
+def test_one_minus_x_over_one_plus_x_exhaustive():
+    errs = [abs(fp.one_minus_x_over_one_plus_x16(a) - 32768 * (1 - a / 32768) / (1 + a / 32768))
+            for a in range(32768)]
+    assert max(errs) <= 12
 
 
 @pytest.mark.parametrize("ib", range(7))
