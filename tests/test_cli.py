@@ -73,3 +73,13 @@ def test_help_lists_commands():
     assert r.returncode == 0
     for cmd in ("verify", "run", "info", "demo"):
         assert cmd in r.stdout
+
+
+def test_verify_all_reports_a_reference_that_cannot_load_the_model(tmp_path):
+    p = tmp_path / "bidir.tflite"
+    p.write_bytes(zoo.build("bidirectional"))
+    r = cli("verify", p, "--samples", "4", "--against", "all", "--json")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    assert obj["bit_exact"] is True and "litert" in {ref["name"] for ref in obj["reference"]}
+    assert any(u["name"] == "tflite" and "REVERSE_V2" in u["error"] for u in obj["unavailable"])

@@ -1,7 +1,8 @@
-"""Every zoo model, end to end: edgelstm.verify against LiteRT's builtin reference kernels.
+"""Every zoo model, end to end: edgelstm.verify against the builtin reference kernels of LiteRT
+(ai-edge-litert) and of TensorFlow's own tf.lite interpreter.
 
-Each model gets random inputs over the full input range plus all -128, all 127 and all-zero-point
-inputs; `verify` runs them once with the state reset per sample and once with the state carried
+Each model gets random inputs over the full input range plus all -128, all 127, all 0 and
+all-zero-point inputs; `verify` runs them once with the state reset per sample and once with the state carried
 across all of them (the LSTM's h and c persist between invocations in TFLite).
 """
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 import zoo
 import edgelstm
+from edgelstm import ReferenceUnavailable
 from edgelstm.verify import verify
 
 ZOO = ["basic", "tiny", "odd_h7_f5", "wide_h300", "long_t500", "stacked3", "seq2seq_td", "bidirectional",
@@ -16,11 +18,22 @@ ZOO = ["basic", "tiny", "odd_h7_f5", "wide_h300", "long_t500", "stacked3", "seq2
        "float_io", "trained", "small_cell_scale", "time_major"]
 
 
-@pytest.mark.parametrize("name", ZOO)
-def test_zoo_model_bit_exact_against_litert(name):
-    data = zoo.build(name)
+def zoo_inputs(data):
     inputs = zoo.sample_inputs(data, n_random=4, seed=7)
-    res = verify(data, reference="litert", inputs=inputs, check_state=True)
+    return inputs + [[np.zeros_like(a) for a in inputs[0]]]
+
+
+@pytest.mark.parametrize("reference", ["litert", "tflite"])
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_model_bit_exact(name, reference):
+    data = zoo.build(name)
+    inputs = zoo_inputs(data)
+    if reference == "tflite" and name == "bidirectional":
+        # TensorFlow 2.21's own interpreter is older than its converter: it has no REVERSE_V2 v3
+        with pytest.raises(ReferenceUnavailable, match="REVERSE_V2"):
+            verify(data, reference=reference, inputs=inputs)
+        return
+    res = verify(data, reference=reference, inputs=inputs, check_state=True)
     assert res.samples == len(inputs)
     assert all(o.elements > 0 for o in res.outputs)
     assert res.bit_exact, (f"{name}: {res.mismatched_elements} elements differ (max {res.max_abs_diff}); "

@@ -267,7 +267,7 @@ def _key(name: str) -> str:
     fn, io = _BUILDERS[name]
     import tensorflow as tf
 
-    src = inspect.getsource(fn) + io + tf.__version__ + inspect.getsource(_randomize_biases)
+    src = inspect.getsource(fn) + io + tf.__version__ + inspect.getsource(_randomize_biases) + inspect.getsource(build)
     return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 
@@ -279,6 +279,11 @@ def build(name: str) -> bytes:
     path = CACHE_DIR / f"{name}-{_key(name)}.tflite"
     if path.exists():
         return path.read_bytes()
+    # Same weights whatever was built before in this process: without this, TF's op-level seeds
+    # depend on how many random ops ran earlier, so a cold cache would build different models.
+    K = _keras()
+    K.backend.clear_session()
+    K.utils.set_random_seed(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
     model, calib = fn()
     data = convert_int8(model, calib, io=io)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,7 +294,8 @@ def build(name: str) -> bytes:
 
 
 def sample_inputs(model_bytes: bytes, n_random: int = 3, seed: int = 0, time_steps=None) -> list[list[np.ndarray]]:
-    """Random inputs over the full input range plus the constant extremes (-128, 127, zero point)."""
+    """Random inputs over the full input range, then all -128, all 127 and all zero point
+    (all 0.0 for float inputs)."""
     from edgelstm.tflite_reader import read_model
 
     graph = read_model(model_bytes)
