@@ -7,6 +7,7 @@ tf_keras models: Keras 3 LSTMs do not fuse (see shared/reference/ecosystem_facts
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Iterable
 
 import numpy as np
@@ -46,4 +47,7 @@ def convert_int8(model, calibration: np.ndarray, io: str = "int8") -> bytes:
     if io == "int8":
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-    return bytes(conv.convert())
+    with warnings.catch_warnings():
+        # "Statistics for quantized inputs were expected": harmless with a representative dataset
+        warnings.simplefilter("ignore", UserWarning)
+        return bytes(conv.convert())
