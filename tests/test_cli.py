@@ -83,3 +83,11 @@ def test_verify_all_reports_a_reference_that_cannot_load_the_model(tmp_path):
     obj = json.loads(r.stdout)
     assert obj["bit_exact"] is True and "litert" in {ref["name"] for ref in obj["reference"]}
     assert any(u["name"] == "tflite" and "REVERSE_V2" in u["error"] for u in obj["unavailable"])
+
+
+def test_info_json(model_path):
+    r = cli("info", model_path, "--json")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    assert obj["ops"].count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 3
+    assert obj["inputs"][0]["shape"] == [1, 20, 6] and obj["inputs"][0]["dtype"] == "int8"
