@@ -129,3 +129,27 @@ def test_lstm_rejects_wrong_weight_shape():
     graph, op = _mutated("basic", mutate)
     with pytest.raises(ModelError, match="input weights of gate f"):
         build_kernel(op, graph, "tflite")
+
+
+def test_generic_and_16bit_matvec_paths_agree():
+    """Converter weights lie in [-127, 127] and take the 16-bit path; a weight of -128 (legal in
+    TFLite, never emitted by the converter) must switch to the 32-bit path, which must agree."""
+    graph = read_model(zoo.build("wide_h300"))
+    op = next(op for op in graph.operators if op.opcode == LSTM)
+    kernel = build_kernel(op, graph, "tflite")
+    assert kernel.narrow
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, size=graph.tensors[op.inputs[0]].shape, dtype=np.int8)
+    outs = []
+    for narrow in (True, False):
+        kernel.narrow = narrow
+        args = lstm_args(graph, op, {op.inputs[0]: x})
+        outs.append(kernel.run(args)[0])
+    assert np.array_equal(outs[0], outs[1])
+
+    def with_min_weight(g, o):
+        t = g.tensors[o.inputs[6]]
+        t.data = t.data.copy()
+        t.data[0, 0] = -128
+    g2, op2 = _mutated("wide_h300", with_min_weight)
+    assert not build_kernel(op2, g2, "tflite").narrow

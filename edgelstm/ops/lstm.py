@@ -61,14 +61,49 @@ def _accumulate(w_t, v, acc):
         k += 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _accumulate_pairs16(w_t, v, acc):
+    """Same result as `_accumulate`, for weights in [-127, 127] only (what the converter emits).
+
+    Then |w * v| <= 127 * 128 and two products add up without leaving int16, so the products and
+    their pairwise sums stay 16-bit (vpmullw instead of the much slower 32-bit vpmulld) and only
+    the pair sums are widened into the int32 accumulator.
+    """
+    n, n_rows = w_t.shape
+    k = 0
+    while k + 4 <= n:
+        v0 = np.int16(v[k])
+        v1 = np.int16(v[k + 1])
+        v2 = np.int16(v[k + 2])
+        v3 = np.int16(v[k + 3])
+        for r in range(n_rows):
+            p01 = np.int16(np.int16(w_t[k, r] * v0) + np.int16(w_t[k + 1, r] * v1))
+            p23 = np.int16(np.int16(w_t[k + 2, r] * v2) + np.int16(w_t[k + 3, r] * v3))
+            acc[r] += np.int32(p01) + np.int32(p23)
+        k += 4
+    while k < n:
+        vk = np.int32(v[k])
+        for r in range(n_rows):
+            acc[r] += w_t[k, r] * vk
+        k += 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _matvec_acc(w_t, v, acc, narrow):
+    if narrow:
+        _accumulate_pairs16(w_t, v, acc)
+    else:
+        _accumulate(w_t, v, acc)
+
+
 @njit(cache=True, nogil=True)
-def _input_gates(x, wx_t, bx, mult, shift, n_cell, acc, zx):
+def _input_gates(x, wx_t, bx, mult, shift, n_cell, narrow, acc, zx):
     """zx[t, r] = sat16(MBQM(bx[r] + sum_k wx[r, k] * x[t, k])) for every timestep at once."""
     n_t = x.shape[0]
     n_rows = wx_t.shape[1]
     for t in range(n_t):
         acc[:] = bx
-        _accumulate(wx_t, x[t], acc)
+        _matvec_acc(wx_t, x[t], acc, narrow)
         for g in range(4):
             m = mult[g]
             s = shift[g]
@@ -78,7 +113,7 @@ def _input_gates(x, wx_t, bx, mult, shift, n_cell, acc, zx):
 
 @njit(cache=True, nogil=True)
 def _sequence(zx, h, c, wh_t, bh, mult_h, shift_h, sig_table, tanh_g_table, tanh_c_table,
-              tanh_c_valid, cell_shift, cell_clip, hid_mult, hid_shift, hid_zp, acc, gates, out):
+              tanh_c_valid, cell_shift, cell_clip, hid_mult, hid_shift, hid_zp, narrow, acc, gates, out):
     """Run the recurrence for one batch row: zx are the input-gate terms, h/c are updated in place.
 
     Each step is split into simple loops (matvec, requantize, table look-ups, cell update, hidden
@@ -93,7 +128,7 @@ def _sequence(zx, h, c, wh_t, bh, mult_h, shift_h, sig_table, tanh_g_table, tanh
     tc = gates[4]
     for t in range(n_t):
         acc[:] = bh
-        _accumulate(wh_t, h, acc)
+        _matvec_acc(wh_t, h, acc, narrow)
         for g in range(4):
             m = mult_h[g]
             s = shift_h[g]
@@ -240,6 +275,7 @@ class UnidirectionalSequenceLSTM(OpKernel):
         # transposed, widened copies: the eval loops stream over contiguous gate rows
         self.wx_t = np.ascontiguousarray(wx_all.T.astype(np.int16))
         self.wh_t = np.ascontiguousarray(wh_all.T.astype(np.int16))
+        self.narrow = bool(wx_all.min() >= -127 and wh_all.min() >= -127)
         b = np.concatenate([self.constant(t).astype(np.int64) for t in bias])
         bx = b - z_in * wx_all.sum(axis=1)
         bh = -z_h * wh_all.sum(axis=1)
@@ -286,10 +322,10 @@ class UnidirectionalSequenceLSTM(OpKernel):
         acc = np.empty(rows, dtype=np.int32)
         gates = np.empty((5, self.n_cell), dtype=np.int32)
         for b in range(n_b):
-            _input_gates(xb[b], self.wx_t, self.bx, self.mx, self.sx, self.n_cell, acc, zx)
+            _input_gates(xb[b], self.wx_t, self.bx, self.mx, self.sx, self.n_cell, self.narrow, acc, zx)
             _sequence(zx, h[b], c[b], self.wh_t, self.bh, self.mh, self.sh, self.sig_table, self.tanh_g_table,
                       self.tanh_c_table, self.tanh_c_valid, self.cell_shift, self.cell_clip,
-                      self.hid_mult, self.hid_shift, self.hid_zp, acc, gates, out[b])
+                      self.hid_mult, self.hid_shift, self.hid_zp, self.narrow, acc, gates, out[b])
         if self.time_major:
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
         return [out]
