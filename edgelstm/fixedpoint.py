@@ -44,6 +44,30 @@ def sat8(x):
     return min(max(x, -128), 127)
 
 
+# -- float -> integer conversions --------------------------------------------------------------
+@_jit
+def round_half_away(v):
+    """C `round()` on a double (std::round; on a float32 value also `roundf`): nearest integer,
+    halves away from zero, exact for every double. NaN and infinities come back unchanged; unlike
+    C, -0.0 comes back as +0.0 (no caller can tell: the result is converted to an integer, or
+    added to one)."""
+    a = abs(v)
+    f = np.floor(a)  # a float: math.floor gives an int64 in Numba, which overflows beyond 2^63
+    if a - f >= 0.5:  # a - floor(a) is exact, unlike the tempting floor(a + 0.5)
+        f += 1.0
+    return f if v >= 0 else -f
+
+
+@_jit
+def x86_double_to_int32(v):
+    """`static_cast<int32_t>` of a double as x86 executes it (cvttsd2si): truncation toward zero,
+    and where that does not fit int32 (or for NaN) INT32_MIN, the "integer indefinite" result; it
+    does not saturate."""
+    if v > -2147483649.0 and v < 2147483648.0:  # false for NaN
+        return int(v)
+    return -2147483648
+
+
 # -- gemmlowp core -----------------------------------------------------------------------------
 @_jit
 def srdhm32(a, b):
@@ -83,6 +107,17 @@ def sat_shift_left16(x, exponent):
 
 
 @_jit
+def sat_shift_left32(x, exponent):
+    """gemmlowp SaturatingRoundingMultiplyByPOT<+exponent> on int32: saturating left shift."""
+    threshold = (1 << (31 - exponent)) - 1
+    if x > threshold:
+        return INT32_MAX
+    if x < -threshold:
+        return INT32_MIN
+    return x << exponent
+
+
+@_jit
 def rounding_half_sum16(a, b):
     """gemmlowp RoundingHalfSum for int16: (a + b + sign(a + b)) / 2, truncating."""
     s = a + b
@@ -90,6 +125,17 @@ def rounding_half_sum16(a, b):
     q = s + sign
     # C division truncates toward zero
     return wrap16(q // 2 if q >= 0 else -((-q) // 2))
+
+
+@_jit
+def rounding_half_sum32(a, b):
+    """gemmlowp RoundingHalfSum for int32: (a + b + sign(a + b)) / 2, truncating. gemmlowp sums in
+    int64, and the half of two int32 values always fits int32, so nothing wraps."""
+    s = a + b
+    sign = 1 if s >= 0 else -1
+    q = s + sign
+    # C division truncates toward zero
+    return q // 2 if q >= 0 else -((-q) // 2)
 
 
 @_jit
@@ -116,11 +162,7 @@ def quantize_multiplier(d):
     if d == 0.0:
         return 0, 0
     q, e = math.frexp(d)
-    scaled = q * 2147483648.0
-    # std::round: halves away from zero
-    q_fixed = int(math.floor(abs(scaled) + 0.5))
-    if scaled < 0:
-        q_fixed = -q_fixed
+    q_fixed = int(round_half_away(q * 2147483648.0))
     if q_fixed == 2147483648:
         q_fixed //= 2
         e += 1
@@ -130,18 +172,27 @@ def quantize_multiplier(d):
     return q_fixed, e
 
 
-# -- gemmlowp int16 exp / logistic / tanh ------------------------------------------------------
+# -- gemmlowp exp, 1/(1+x), logistic, tanh (int16 and int32 raw values) -------------------------
+# gemmlowp's constants as int32 raw values: e^(-1/8) and 1/3 in Q0.31, the Newton-Raphson seeds 48/17
+# and -32/17 in Q2.29, and e^(-2^k) for k = -2..4 (exp's barrel shifter) in Q0.31.
+_EXP_M1_8_32 = 1895147668
+_ONE_THIRD_32 = 715827883
+_SEED_48_17_32 = 1515870810
+_SEED_M32_17_32 = -1010580540
+_BARREL_32 = np.array([1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242], dtype=np.int64)
+
+
 def _rescale_constant16(c32: int) -> int:
     """GEMMLOWP_CHECKED_FIXEDPOINT_CONSTANT for int16: the int32 constant, RDBP by 16."""
     return int(rdbp(c32, 16))
 
 
-_K_EXP_M1_8 = _rescale_constant16(1895147668)  # e^(-1/8), Q0.15
-_K_ONE_THIRD = _rescale_constant16(715827883)  # 1/3, Q0.15
-_K_48_17 = _rescale_constant16(1515870810)  # 48/17, Q2.13
-_K_M32_17 = _rescale_constant16(-1010580540)  # -32/17, Q2.13
-_BARREL = np.array([_rescale_constant16(c) for c in
-                    (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)], dtype=np.int64)
+# ... and as int16 raw values (Q0.15, seeds in Q2.13)
+_EXP_M1_8_16 = _rescale_constant16(_EXP_M1_8_32)
+_ONE_THIRD_16 = _rescale_constant16(_ONE_THIRD_32)
+_SEED_48_17_16 = _rescale_constant16(_SEED_48_17_32)
+_SEED_M32_17_16 = _rescale_constant16(_SEED_M32_17_32)
+_BARREL_16 = np.array([_rescale_constant16(int(c)) for c in _BARREL_32], dtype=np.int64)
 
 
 @_jit
@@ -152,8 +203,21 @@ def exp_on_interval_m1_4_0_16(a):
     x3 = srdhm16(x2, x)
     x4 = srdhm16(x2, x2)
     x4_over_4 = rdbp(x4, 2)
-    poly = rdbp(wrap16(srdhm16(wrap16(x4_over_4 + x3), _K_ONE_THIRD) + x2), 1)
-    return add_sat16(_K_EXP_M1_8, srdhm16(_K_EXP_M1_8, wrap16(x + poly)))
+    poly = rdbp(wrap16(srdhm16(wrap16(x4_over_4 + x3), _ONE_THIRD_16) + x2), 1)
+    return add_sat16(_EXP_M1_8_16, srdhm16(_EXP_M1_8_16, wrap16(x + poly)))
+
+
+@_jit
+def exp_on_interval_m1_4_0_32(a):
+    """gemmlowp exp_on_interval_between_negative_one_quarter_and_0_excl, int32 Q0.31."""
+    x = wrap32(a + (1 << 28))  # + 1/8
+    x2 = srdhm32(x, x)
+    x3 = srdhm32(x2, x)
+    x4 = srdhm32(x2, x2)
+    x4_over_4 = rdbp(x4, 2)
+    poly = rdbp(wrap32(srdhm32(wrap32(x4_over_4 + x3), _ONE_THIRD_32) + x2), 1)
+    # the 32-bit instantiation adds without saturation (AddSaturatingIf16Bit)
+    return wrap32(_EXP_M1_8_32 + srdhm32(_EXP_M1_8_32, wrap32(x + poly)))
 
 
 @_jit
@@ -168,7 +232,7 @@ def exp_on_negative_values16(a, integer_bits):
         exponent = k - 2
         if integer_bits > exponent:
             if remainder & (1 << (frac_bits + exponent)):
-                result = srdhm16(result, _BARREL[k])
+                result = srdhm16(result, _BARREL_16[k])
     if integer_bits > 5:
         clamp = -(1 << (20 - integer_bits))
         if a < clamp:
@@ -179,9 +243,30 @@ def exp_on_negative_values16(a, integer_bits):
 
 
 @_jit
+def exp_on_negative_values32(a, integer_bits):
+    """gemmlowp exp_on_negative_values for FixedPoint<int32, integer_bits>; result Q0.31."""
+    frac_bits = 31 - integer_bits
+    one_quarter = 1 << (frac_bits - 2)
+    a_mod = wrap32((a & (one_quarter - 1)) - one_quarter)
+    result = exp_on_interval_m1_4_0_32(sat_shift_left32(a_mod, integer_bits) if integer_bits > 0 else a_mod)
+    remainder = wrap32(a_mod - a)
+    for k in range(7):
+        exponent = k - 2
+        if integer_bits > exponent:
+            if remainder & (1 << (frac_bits + exponent)):
+                result = srdhm32(result, _BARREL_32[k])
+    if integer_bits > 5:
+        if a < -(1 << (36 - integer_bits)):
+            result = 0
+    if a == 0:
+        result = INT32_MAX
+    return result
+
+
+@_jit
 def _newton_reciprocal16(half_denominator):
     """The three Newton-Raphson steps shared by gemmlowp's 1/(1+x) and (1-x)/(1+x); Q2.13 result."""
-    x = wrap16(_K_48_17 + srdhm16(half_denominator, _K_M32_17))
+    x = wrap16(_SEED_48_17_16 + srdhm16(half_denominator, _SEED_M32_17_16))
     for _ in range(3):
         hdx = srdhm16(half_denominator, x)
         one_minus = wrap16(8192 - hdx)
@@ -190,10 +275,28 @@ def _newton_reciprocal16(half_denominator):
 
 
 @_jit
+def _newton_reciprocal32(half_denominator):
+    """The same three Newton-Raphson steps on int32; Q2.29 result."""
+    x = wrap32(_SEED_48_17_32 + srdhm32(half_denominator, _SEED_M32_17_32))
+    for _ in range(3):
+        hdx = srdhm32(half_denominator, x)
+        one_minus = wrap32((1 << 29) - hdx)
+        x = wrap32(x + sat_shift_left32(srdhm32(x, one_minus), 2))
+    return x
+
+
+@_jit
 def one_over_one_plus_x16(a):
     """gemmlowp one_over_one_plus_x_for_x_in_0_1, int16."""
     x = _newton_reciprocal16(rounding_half_sum16(a, 32767))
     return sat_shift_left16(x, 1)
+
+
+@_jit
+def one_over_one_plus_x32(a):
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1, int32 (Q0.31 in and out)."""
+    x = _newton_reciprocal32(rounding_half_sum32(a, INT32_MAX))
+    return sat_shift_left32(x, 1)
 
 
 @_jit

@@ -12,6 +12,24 @@ i32 = st.integers(-(2**31), 2**31 - 1)
 i16 = st.integers(-(2**15), 2**15 - 1)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _compiled():
+    """Compile the Numba functions before Hypothesis times its examples: with a cold Numba cache
+    (a fresh checkout, or any edit of fixedpoint.py) the first call compiles, which alone can
+    exceed Hypothesis' 200 ms deadline."""
+    for name in ("srdhm32", "srdhm16", "rdbp", "sat_shift_left16", "sat_shift_left32", "rounding_half_sum16",
+                 "rounding_half_sum32", "exp_on_interval_m1_4_0_16", "exp_on_interval_m1_4_0_32",
+                 "exp_on_negative_values16", "exp_on_negative_values32", "one_over_one_plus_x16",
+                 "one_over_one_plus_x32", "one_minus_x_over_one_plus_x16", "tanh16"):
+        fn = getattr(fp, name)
+        fn(*[-1, 1][:fn.py_func.__code__.co_argcount])
+    fp.mbqm(1, 1 << 30, 0)
+    for name in ("quantize_multiplier", "round_half_away", "x86_double_to_int32"):
+        getattr(fp, name)(0.5)
+    for name in ("wrap32", "wrap16", "sat16", "sat8"):
+        getattr(fp, name)(1)
+
+
 def c_div(a: int, b: int) -> int:
     """C integer division (truncates toward zero)."""
     q = abs(a) // abs(b)
@@ -104,16 +122,69 @@ def test_quantize_multiplier_zero_and_tiny():
     assert fp.quantize_multiplier(2.0**-40) == (0, 0)  # exponent below -31 flushes to zero
 
 
+@given(st.floats(allow_nan=False))
+@example(0.5)
+@example(-2.5)
+@example(0.49999999999999994)  # floor(x + 0.5) would give 1
+@example(4503599627370495.5)  # 2^52 - 0.5: x + 0.5 is not exact in double
+@example(1e300)  # beyond int64, where Numba's math.floor would overflow
+@example(-0.0)
+def test_round_half_away(v):
+    got = fp.round_half_away(v)
+    if math.isinf(v):
+        assert got == v
+    else:
+        assert got == round_half_away(Fraction(v))
+
+
+def test_round_half_away_nan():
+    assert math.isnan(fp.round_half_away(math.nan))
+
+
+@given(st.floats())
+@example(2147483647.9)  # truncates into range
+@example(2147483648.0)
+@example(-2147483648.9)
+@example(-2147483649.0)
+@example(math.nan)
+@example(-math.inf)
+def test_x86_double_to_int32(v):
+    t = math.trunc(v) if math.isfinite(v) else None
+    want = t if t is not None and fp.INT32_MIN <= t <= fp.INT32_MAX else fp.INT32_MIN
+    assert fp.x86_double_to_int32(v) == want
+
+
 @given(i16, st.integers(0, 15))
 def test_sat_shift_left16(x, e):
     want = max(-32768, min(32767, x * 2**e))
     assert fp.sat_shift_left16(x, e) == want
 
 
+@given(i32, st.integers(0, 31))
+@example(-(2**31), 0)
+@example(-(2**30), 1)  # exactly INT32_MIN after the shift
+@example(2**30, 1)
+@example(-1, 31)
+def test_sat_shift_left32(x, e):
+    want = max(-(2**31), min(2**31 - 1, x * 2**e))
+    assert fp.sat_shift_left32(x, e) == want
+
+
 @given(i16, i16)
 def test_rounding_half_sum16(a, b):
     s = a + b
     assert fp.rounding_half_sum16(a, b) == wrap(c_div(s + (1 if s >= 0 else -1), 2), 16)
+
+
+@given(i32, i32)
+@example(2**31 - 1, 2**31 - 1)
+@example(-(2**31), -(2**31))
+@example(-1, 0)
+def test_rounding_half_sum32(a, b):
+    s = a + b
+    want = c_div(s + (1 if s >= 0 else -1), 2)
+    assert fp.rounding_half_sum32(a, b) == want
+    assert -(2**31) <= want < 2**31  # gemmlowp's int64 sum: the half always fits int32
 
 
 @given(st.integers(-8192, -1))
@@ -123,6 +194,21 @@ def test_exp_on_interval_matches_exp(a):
     assert abs(got - math.exp(a / 32768) * 32768) <= 3
 
 
+# gemmlowp's exp polynomial is e^(-1/8) * (degree-4 Taylor series of e^x) at x = a + 1/8 in
+# [-1/8, 1/8): its error is at most (1/8)^5 / 5! = 2.5e-7, 546 LSB of Q0.31. Over all 2^29 inputs
+# the int32 version is off by at most 492.37 LSB (at a = -40101, next to 0, where x = 1/8).
+EXP32_MAX_ERROR = 493
+
+
+@given(st.integers(-(2**29), -1))
+@example(-40101)
+@example(-(2**29))
+@example(-1)
+def test_exp_on_interval32_matches_exp(a):
+    got = fp.exp_on_interval_m1_4_0_32(a)
+    assert abs(got - math.exp(a / 2**31) * 2**31) <= EXP32_MAX_ERROR
+
+
 @given(st.integers(0, 6), st.integers(-32768, 0))
 def test_exp_on_negative_values(ib, a):
     got = fp.exp_on_negative_values16(a, ib)
@@ -130,10 +216,36 @@ def test_exp_on_negative_values(ib, a):
     assert abs(got - min(want, 32767)) <= 8
 
 
+@given(st.integers(0, 6), st.integers(-(2**31), 0))
+@example(5, 0)
+@example(5, -1)
+@example(0, -40101)  # the polynomial's worst input (integer_bits 0 feeds it unchanged)
+@example(6, -(2**30))  # just above the clamp to 0
+@example(6, -(2**30) - 1)
+@example(0, -(2**31))
+def test_exp_on_negative_values32(ib, a):
+    # the range reduction multiplies by constants below 1, so the polynomial's error bound holds
+    got = fp.exp_on_negative_values32(a, ib)
+    want = math.exp(a / 2 ** (31 - ib)) * 2**31
+    assert 0 <= got <= 2**31 - 1
+    assert abs(got - min(want, 2**31 - 1)) <= EXP32_MAX_ERROR
+
+
 def test_one_over_one_plus_x_exhaustive():
     # three Newton-Raphson steps in Q2.13: accurate to 6 LSB of Q0.15 over the whole input range
     errs = [abs(fp.one_over_one_plus_x16(a) - 32768 / (1 + a / 32768)) for a in range(32768)]
     assert max(errs) <= 6
+
+
+@given(st.integers(0, 2**31 - 1))
+@example(0)  # 1/(1+0) = 1 saturates to INT32_MAX
+@example(47128705)  # the worst of all 2^31 inputs: 6.84 LSB
+@example(2**31 - 1)
+def test_one_over_one_plus_x32(a):
+    # the same three Newton-Raphson steps in Q2.29: within 7 LSB of Q0.31 on every input
+    got = fp.one_over_one_plus_x32(a)
+    want = min(2**31 / (1 + a / 2**31), 2**31 - 1)
+    assert abs(got - want) <= 7
 
 
 def test_one_minus_x_over_one_plus_x_exhaustive():

@@ -24,9 +24,9 @@ from typing import Callable, ClassVar, Optional
 import numpy as np
 from numba import njit
 
-from ..fixedpoint import mbqm, quantize_multiplier, wrap32
+from ..fixedpoint import mbqm, quantize_multiplier, round_half_away, wrap32
 from ..tflite_reader import Tensor
-from .base import OpKernel, register
+from .base import OpKernel, quantize_bound, register, signatures_agree
 
 _f32 = np.float32
 _INT8_VALUES = np.arange(-128, 128, dtype=np.int64)
@@ -65,10 +65,9 @@ _tanhf = _c_float_fn("tanhf", np.tanh)
 
 
 def _roundf(x: np.ndarray) -> np.ndarray:
-    """C roundf on float32 values: halves away from zero (numpy's np.round goes to even). In float64,
-    floor(|x| + 0.5) never rounds up across an integer for a float32 x, as it can in float32."""
-    d = x.astype(np.float64)
-    return np.where(d >= 0, np.floor(d + 0.5), -np.floor(-d + 0.5)).astype(np.float32)
+    """C roundf on each value of a float32 vector: halves away from zero (numpy's np.round goes to
+    even). The result of rounding a float32 is itself a float32, so the float64 detour is exact."""
+    return np.array([round_half_away(float(v)) for v in x], dtype=np.float32)
 
 
 def _f32_to_i32_clamped(x) -> np.ndarray:
@@ -77,14 +76,6 @@ def _f32_to_i32_clamped(x) -> np.ndarray:
     saturates (measured: a positive overflow gives +127)."""
     d = np.nan_to_num(np.atleast_1d(np.asarray(x, dtype=np.float64)), nan=0.0)
     return np.trunc(np.clip(d, -2147483648.0, 2147483647.0)).astype(np.int64)
-
-
-def _f32_to_i32_x86(x) -> np.ndarray:
-    """static_cast<int32_t>(float) compiled to a bare x86 cvttss2si (ReluX's bounds, which add the
-    zero point before clamping): NaN or anything outside int32 gives INT32_MIN (measured)."""
-    d = np.atleast_1d(np.asarray(x, dtype=np.float64))
-    ok = np.isfinite(d) & (d > -2147483649.0) & (d < 2147483648.0)
-    return np.where(ok, np.trunc(np.where(ok, d, 0.0)), -2147483648.0).astype(np.int64)
 
 
 def _to_c_order(table: np.ndarray) -> np.ndarray:
@@ -148,8 +139,7 @@ class _Int8TableOp(OpKernel):
         inp, out = self.input(0), self.output(0)
         self.expect_dtype(inp, np.int8)
         self.expect_dtype(out, np.int8)
-        if len(inp.shape_signature) != len(out.shape_signature) or any(
-                a != b and a != -1 and b != -1 for a, b in zip(inp.shape_signature, out.shape_signature)):
+        if not signatures_agree(inp.shape_signature, out.shape_signature):
             raise self.fail(f"output shape {list(out.shape_signature)} differs from input shape "
                             f"{list(inp.shape_signature)}")
         in_s, in_zp = self.per_tensor_quant(inp)
@@ -199,13 +189,10 @@ class _ReluX(_Int8TableOp):
         # float / float in float32, widened to double only afterwards (as ReluPrepare does)
         m, shift = self._multiplier(float(_f32(in_s) / _f32(out_s)), "requantization")
         lo, hi = self.bounds
-
-        def quantized_bound(v: float) -> int:
-            q = int(_f32_to_i32_x86(_roundf(np.array([_f32(v) / _f32(out_s)], dtype=np.float32)))[0])
-            return int(wrap32(out_zp + q))
-
-        act_min = max(-128, quantized_bound(lo))
-        act_max = 127 if math.isinf(hi) else min(127, quantized_bound(hi))
+        # zp + static_cast<int32_t>(roundf(bound / scale)), unchecked (the cast is x86's: NaN or
+        # anything outside int32 gives INT32_MIN, measured) and added before clamping
+        act_min = max(-128, quantize_bound(lo, out_s, out_zp)[1])
+        act_max = 127 if math.isinf(hi) else min(127, quantize_bound(hi, out_s, out_zp)[1])
         table = np.empty(256, dtype=np.int64)
         _relu_x_table(table, in_zp, out_zp, m, shift, act_min, act_max)
         return table

@@ -13,15 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from .add import check_array, shape_fits
-from .base import OpKernel, register
-
-
-def _params(t) -> tuple[float, int]:
-    """The (scale, zero point) LiteRT compares; a tensor without quantization reads as (0, 0)."""
-    if t.quant is None:
-        return 0.0, 0
-    return t.quant.s, t.quant.zp
+from .base import OpKernel, check_array, legacy_params, register, shape_fits, signatures_agree
 
 
 @register("CONCATENATION")
@@ -40,10 +32,10 @@ class Concatenation(OpKernel):
                 raise self.fail(f"{t.describe()} must be quantized per tensor")
         if self.activation() != "NONE":
             raise self.fail(f"fused activation {self.activation()} is not allowed (LiteRT rejects it too)")
-        want = _params(self.y)
+        want = legacy_params(self.y)
         for t in self.xs if self.y.dtype == np.int8 else ():
-            if _params(t) != want:
-                raise self.fail(f"{t.describe()} has scale/zero point {_params(t)} but the output has {want}; "
+            if legacy_params(t) != want:
+                raise self.fail(f"{t.describe()} has scale/zero point {legacy_params(t)} but the output has {want}; "
                                 "LiteRT requires int8 inputs to share the output's quantization")
 
         rank = len(self.xs[0].shape_signature)
@@ -68,7 +60,7 @@ class Concatenation(OpKernel):
                 elif sig[d] == -1:
                     out_sig[d] = -1
         ys = self.y.shape_signature
-        if len(ys) != rank or any(o != -1 and s != -1 and o != s for o, s in zip(out_sig, ys)):
+        if not signatures_agree(out_sig, ys):
             raise self.fail(f"inputs concatenate to {out_sig}, but {self.y.describe()} is declared")
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:

@@ -22,8 +22,7 @@ from numba import njit
 
 from ..errors import InputError
 from ..fixedpoint import mbqm, quantize_multiplier, wrap32
-from .base import OpKernel, register
-from .fully_connected import activation_range
+from .base import OpKernel, activation_range, register
 
 _jit = njit(cache=True, nogil=True)
 
@@ -64,34 +63,6 @@ def _conv_int8(x, w, bias, mult, shift, in_off, out_zp, act_min, act_max,
                                 continue
                             for c in range(k_c):
                                 acc += w[o, ky, kx, c] * (x[b, iy, ix, c0 + c] + in_off)
-                    out[b, oy, ox, o] = _requant(acc, bias[o], mult[o], shift[o], out_zp, act_min, act_max)
-
-
-@_jit
-def _depthwise_int8(x, w, bias, mult, shift, in_off, out_zp, act_min, act_max,
-                    stride_h, stride_w, dil_h, dil_w, pad_h, pad_w, out):
-    """Depthwise 2-D convolution; w [1, KH, KW, Cin*M], output channel c*M + m reads input channel c."""
-    n_b, in_h, in_w, in_c = x.shape
-    k_h, k_w, n_o = w.shape[1], w.shape[2], w.shape[3]
-    mult_d = n_o // in_c
-    out_h, out_w = out.shape[1], out.shape[2]
-    for b in range(n_b):
-        for oy in range(out_h):
-            y0 = oy * stride_h - pad_h
-            for ox in range(out_w):
-                x0 = ox * stride_w - pad_w
-                for o in range(n_o):
-                    c = o // mult_d
-                    acc = 0
-                    for ky in range(k_h):
-                        iy = y0 + dil_h * ky
-                        if iy < 0 or iy >= in_h:
-                            continue
-                        for kx in range(k_w):
-                            ix = x0 + dil_w * kx
-                            if ix < 0 or ix >= in_w:
-                                continue
-                            acc += w[0, ky, kx, o] * (x[b, iy, ix, c] + in_off)
                     out[b, oy, ox, o] = _requant(acc, bias[o], mult[o], shift[o], out_zp, act_min, act_max)
 
 
@@ -146,6 +117,10 @@ class _ConvBase(OpKernel):
             self.n_out = wq.shape[3]
             if self.n_out % in_c:
                 raise self.fail(f"{self.n_out} output channels are not a multiple of the {in_c} input channels")
+            # A depthwise convolution is the grouped one with a single input channel per group: the
+            # weights [1, KH, KW, Cin*M] become [Cin*M, KH, KW, 1], output channel c*M + m reading
+            # input channel c, and `_conv_int8` computes it with the same sums in the same order.
+            self.w = np.ascontiguousarray(wq.transpose(3, 1, 2, 0))
         else:
             self.n_out = wq.shape[0]
             if in_c % wq.shape[3] or self.n_out % (in_c // wq.shape[3]):
@@ -197,7 +172,7 @@ class _ConvBase(OpKernel):
             shift.append(e)
         self.mult, self.shift = np.array(mult, np.int64), np.array(shift, np.int64)
         self.in_off, self.out_zp = -z_in, z_out
-        self.act_min, self.act_max = activation_range(self, s_out, z_out)
+        self.act_min, self.act_max = activation_range(self, s_out, z_out, allow_2_31=True)
         self._geom_cache: dict[tuple[int, ...], tuple[tuple[int, ...], int, int]] = {}
         if -1 not in x.shape_signature:
             self._geometry(x.shape, from_graph=True)
@@ -242,10 +217,9 @@ class _ConvBase(OpKernel):
         x = inputs[0]
         out_shape, pad_h, pad_w = self._check_input(x)
         out = np.empty(out_shape, dtype=np.int8)
-        fn = _depthwise_int8 if self.depthwise else _conv_int8
-        fn(np.ascontiguousarray(x), self.w, self.bias, self.mult, self.shift, self.in_off, self.out_zp,
-           self.act_min, self.act_max, self.stride[0], self.stride[1], self.dilation[0], self.dilation[1],
-           pad_h, pad_w, out)
+        _conv_int8(np.ascontiguousarray(x), self.w, self.bias, self.mult, self.shift, self.in_off, self.out_zp,
+                   self.act_min, self.act_max, self.stride[0], self.stride[1], self.dilation[0], self.dilation[1],
+                   pad_h, pad_w, out)
         return [out]
 
     def macs(self, inputs: list[Optional[np.ndarray]]) -> int:
@@ -254,7 +228,7 @@ class _ConvBase(OpKernel):
         x_shape = inputs[0].shape
         taps_y = _inside_taps(out_shape[1], x_shape[1], self.w.shape[1], self.stride[0], self.dilation[0], pad_h)
         taps_x = _inside_taps(out_shape[2], x_shape[2], self.w.shape[2], self.stride[1], self.dilation[1], pad_w)
-        depth = 1 if self.depthwise else self.w.shape[3]
+        depth = self.w.shape[3]  # 1 for a depthwise convolution
         return out_shape[0] * self.n_out * depth * taps_y * taps_x
 
 

@@ -10,85 +10,19 @@ multipliers are still computed in LiteRT's Prepare, but only their error checks 
 Other LiteRT behaviours reproduced: per-channel weights ignore their zero point (the spec makes them
 symmetric) while per-tensor weights subtract theirs; the accumulator is int32 and wraps; a per-tensor
 weight's bias scale must agree with s_in * s_w within 2% of s_out or Prepare fails.
-
-Also holds `activation_range`, the fused-activation clamp shared with the convolution kernels.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 from numba import njit
 
 from ..errors import InputError
-from ..fixedpoint import INT32_MAX, INT32_MIN, wrap32
-from ..tflite_reader import Tensor
-from .base import OpKernel, register
+from ..fixedpoint import round_half_away, wrap32, x86_double_to_int32
+from .base import OpKernel, activation_range, legacy_params, register, shape_fits
 
 _jit = njit(cache=True, nogil=True)
-
-# Activations the integer kernels implement as a clamp; LiteRT's FC Prepare refuses all others.
-CLAMP_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
-
-
-# -- scalar helpers -----------------------------------------------------------------------------
-@_jit
-def round_half_away(v):
-    """C `round()` on a double: nearest integer, halves away from zero (exact for every double)."""
-    a = abs(v)
-    f = math.floor(a)
-    if a - f >= 0.5:  # a - floor(a) is exact, unlike the tempting floor(a + 0.5)
-        f += 1.0
-    return f if v >= 0 else -f
-
-
-@_jit
-def x86_double_to_int32(v):
-    """`static_cast<int32_t>` of an integral double as x86 executes it (cvttsd2si): values outside
-    int32, and NaN, become INT32_MIN (the "integer indefinite" result), they do not saturate."""
-    if v >= -2147483648.0 and v <= 2147483647.0:
-        return int(v)
-    return -2147483648
-
-
-def _round_float32(v: np.float32) -> float:
-    """`std::round(float)`: the float32 value rounded half away from zero."""
-    return float(round_half_away(float(v)))
-
-
-def activation_range(kernel: OpKernel, out_scale: float, out_zp: int) -> tuple[int, int]:
-    """(act_min, act_max) for the op's fused activation on an int8 output, as LiteRT's
-    CalculateActivationRangeQuantized: the bound is `zp + round(float32(bound) / float32(scale))`
-    in float32, refused if it does not fit int32 (LiteRT fails Prepare then)."""
-    act = kernel.activation()
-    if act not in CLAMP_ACTIVATIONS:
-        raise kernel.fail(f"fused activation {act} is not supported (only {', '.join(CLAMP_ACTIVATIONS)})")
-    scale = np.float32(out_scale)
-
-    def quantize(real: float) -> int:
-        tmp = _round_float32(np.float32(np.float32(real) / scale))
-        # LiteRT compares against float(INT32_MAX), which is 2^31 itself, so 2^31 passes the check
-        if not (tmp >= float(np.float32(INT32_MIN)) and tmp <= float(np.float32(INT32_MAX))):
-            raise kernel.fail(f"activation bound {real} does not fit int32 at output scale {out_scale}")
-        return int(wrap32(out_zp + x86_double_to_int32(tmp)))
-
-    lo, hi = -128, 127
-    if act == "RELU":
-        lo = max(lo, quantize(0.0))
-    elif act == "RELU6":
-        lo, hi = max(lo, quantize(0.0)), min(hi, quantize(6.0))
-    elif act == "RELU_N1_TO_1":
-        lo, hi = max(lo, quantize(-1.0)), min(hi, quantize(1.0))
-    # lo > hi is possible for absurd scales; the kernels then clamp max-then-min as LiteRT does.
-    return lo, hi
-
-
-def legacy_scale(t: Optional[Tensor]) -> float:
-    """A tensor's `params.scale` in LiteRT: its scale if quantized per tensor, else 0."""
-    if t is None or t.quant is None or not t.quant.per_tensor:
-        return 0.0
-    return t.quant.s
 
 
 # -- the arithmetic -----------------------------------------------------------------------------
@@ -162,13 +96,14 @@ class FullyConnected(OpKernel):
             w_scales = [w.quant.s] * self.units
             w_offset = -w.quant.zp
             product = s_in * w.quant.s
-            if bias is not None and abs(product - legacy_scale(bias)) / s_out > 0.02:
-                raise self.fail(f"bias scale {legacy_scale(bias)} does not match input scale x weight scale "
+            bias_scale = legacy_params(bias)[0]
+            if bias is not None and abs(product - bias_scale) / s_out > 0.02:
+                raise self.fail(f"bias scale {bias_scale} does not match input scale x weight scale "
                                 f"{product} (LiteRT refuses a mismatch above 2% of the output scale)")
         # Left to right in double, as the reference kernel computes it.
         self.eff = np.array([s_in * sw / s_out for sw in w_scales], dtype=np.float64)
         self.out_zp = z_out
-        self.act_min, self.act_max = activation_range(self, s_out, z_out)
+        self.act_min, self.act_max = activation_range(self, s_out, z_out, allow_2_31=True)
 
         w_full = wq.astype(np.int64) + w_offset
         self.w = np.ascontiguousarray(w_full.astype(np.int32))
@@ -192,14 +127,14 @@ class FullyConnected(OpKernel):
                           f"{self.depth}-element rows")
             out_shape = (size // self.depth, self.units)
         sig = self.y_t.shape_signature
-        if len(sig) != len(out_shape) or any(s != -1 and s != d for s, d in zip(sig, out_shape)):
+        if not shape_fits(out_shape, sig):
             raise err(f"computes output shape {list(out_shape)} from input {list(in_shape)}, but "
                       f"{self.y_t.describe()} declares {list(sig)}")
         return out_shape, size // self.depth
 
     def _check_input(self, x: np.ndarray) -> tuple[tuple[int, ...], int]:
         sig = self.x_t.shape_signature
-        if x.dtype != np.int8 or x.ndim != len(sig) or any(s != -1 and s != d for s, d in zip(sig, x.shape)):
+        if x.dtype != np.int8 or not shape_fits(x.shape, sig):
             raise InputError(f"{self.op.describe()}: got a {x.dtype.name}{list(x.shape)} input, "
                              f"{self.x_t.describe()} is declared")
         return self._output_shape(x.shape)

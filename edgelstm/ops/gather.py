@@ -14,9 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InputError
-from .add import check_array, shape_fits
-from .base import OpKernel, register
-from .reshape import MOVABLE_DTYPES
+from .base import MOVABLE_DTYPES, OpKernel, check_array, register, shape_fits, signatures_agree
 
 _INDEX_DTYPES = (np.int16, np.int32, np.int64)
 
@@ -46,7 +44,7 @@ class Gather(OpKernel):
                 raise self.fail(f"batch dimension {d} differs: {xs[d]} in the input, {js[d]} in the indices")
         sig = self._out_shape(xs, js)
         ys = self.y.shape_signature
-        if len(ys) != len(sig) or any(a != -1 and b != -1 and a != b for a, b in zip(sig, ys)):
+        if not signatures_agree(sig, ys):
             raise self.fail(f"gathering gives shape {list(sig)}, but {self.y.describe()} is declared")
         # an index that is wrong whatever the input: refuse the model now rather than on first run
         if self.idx.data is not None:

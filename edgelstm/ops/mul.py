@@ -16,8 +16,7 @@ import numpy as np
 from numba import njit
 
 from ..fixedpoint import mbqm, quantize_multiplier
-from .add import BinaryInt8Kernel
-from .base import register
+from .base import BinaryInt8Kernel, register
 
 
 @njit(cache=True, nogil=True)

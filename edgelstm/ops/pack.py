@@ -11,9 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from .add import check_array, shape_fits
-from .base import OpKernel, register
-from .reshape import owned_copy
+from .base import OpKernel, check_array, legacy_params, owned_copy, register, shape_fits, signatures_agree
 
 _PACK_DTYPES = (np.int8, np.uint8, np.int16, np.int32, np.int64, np.float32)
 _UNPACK_DTYPES = (np.int8, np.uint8, np.int16, np.int32, np.float32, np.bool_)
@@ -21,15 +19,9 @@ _UNPACK_DTYPES = (np.int8, np.uint8, np.int16, np.int32, np.float32, np.bool_)
 
 def _legacy_params(kernel: OpKernel, t) -> tuple[float, int]:
     """The (scale, zero point) pair LiteRT compares; per-channel parameters make no sense here."""
-    if t.quant is None:
-        return 0.0, 0
-    if not t.quant.per_tensor:
+    if t.quant is not None and not t.quant.per_tensor:
         raise kernel.fail(f"{t.describe()} must be quantized per tensor, has {t.quant.scale.size} scales")
-    return t.quant.s, t.quant.zp
-
-
-def _same_signature(a, b) -> bool:
-    return len(a) == len(b) and all(x == -1 or y == -1 or x == y for x, y in zip(a, b))
+    return legacy_params(t)
 
 
 @register("PACK")
@@ -56,10 +48,10 @@ class Pack(OpKernel):
                 raise self.fail(f"{t.describe()} has scale/zero point {_legacy_params(self, t)} but the output "
                                 f"has {want}; LiteRT does not requantize in PACK")
         for t in self.xs[1:]:
-            if not _same_signature(t.shape_signature, sig0):
+            if not signatures_agree(t.shape_signature, sig0):
                 raise self.fail(f"{t.describe()} must have the shape of {self.xs[0].describe()}")
         out = tuple(sig0[:self.axis]) + (n,) + tuple(sig0[self.axis:])
-        if not _same_signature(out, self.y.shape_signature):
+        if not signatures_agree(out, self.y.shape_signature):
             raise self.fail(f"packing gives shape {list(out)}, but {self.y.describe()} is declared")
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
@@ -101,7 +93,7 @@ class Unpack(OpKernel):
             if _legacy_params(self, t) != want:
                 raise self.fail(f"{t.describe()} has scale/zero point {_legacy_params(self, t)} but the input "
                                 f"has {want}; LiteRT does not requantize in UNPACK")
-            if not _same_signature(out, t.shape_signature):
+            if not signatures_agree(out, t.shape_signature):
                 raise self.fail(f"unpacking gives shape {list(out)}, but {t.describe()} is declared")
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:

@@ -8,48 +8,18 @@ what the float graph meant.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 from numba import njit
 
-from .base import OpKernel, register
+from .base import OpKernel, activation_range, register
 
 _jit = njit(cache=True, nogil=True)
 
 _PADDING_SAME, _PADDING_VALID = 0, 1
-# Fused activations CalculateActivationRangeQuantized knows; any other code is ignored by the
-# reference (no clamp at all), which is never what a model meant, so we refuse those instead.
-_ACT_NONE, _ACT_RELU, _ACT_RELU_N1_TO_1, _ACT_RELU6 = 0, 1, 2, 3
 # Keeps the int32 window sum of int8 values (|v| <= 128) far from overflow.
 _MAX_FILTER_AREA = 1 << 23
-
-
-def _quantize_f32(scale: float, zero_point: int, value: float) -> int:
-    """TFLite's activation-bound quantization: float32 division, std::round (ties away from 0).
-    Raises ValueError where TFLite's check fails (the pooling kernels ignore that failure and clamp
-    with an unset bound, so there is nothing to match)."""
-    q = float(np.float32(value) / np.float32(scale))
-    r = math.copysign(math.floor(abs(q) + 0.5), q)
-    if not -2.0 ** 31 <= r <= 2.0 ** 31 - 1:
-        raise ValueError(f"activation bound {value} does not fit int32 at scale {scale}")
-    return zero_point + int(r)
-
-
-def activation_range_int8(code: int, scale: float, zero_point: int) -> Optional[tuple[int, int]]:
-    """(act_min, act_max) of an int8 output, as CalculateActivationRangeQuantized; None if the
-    activation code is not one of NONE/RELU/RELU_N1_TO_1/RELU6."""
-    lo, hi = -128, 127
-    if code == _ACT_NONE:
-        return lo, hi
-    if code == _ACT_RELU:
-        return max(lo, _quantize_f32(scale, zero_point, 0.0)), hi
-    if code == _ACT_RELU6:
-        return max(lo, _quantize_f32(scale, zero_point, 0.0)), min(hi, _quantize_f32(scale, zero_point, 6.0))
-    if code == _ACT_RELU_N1_TO_1:
-        return max(lo, _quantize_f32(scale, zero_point, -1.0)), min(hi, _quantize_f32(scale, zero_point, 1.0))
-    return None
 
 
 def pool_geometry(padding: int, in_size: int, filter_size: int, stride: int) -> tuple[int, int]:
@@ -137,15 +107,9 @@ class Pool2D(OpKernel):
             raise self.fail(f"filter size must be positive, is {self.filter_h}x{self.filter_w}")
         if self.filter_h * self.filter_w > _MAX_FILTER_AREA:
             raise self.fail(f"filter {self.filter_h}x{self.filter_w} is absurdly large")
-        code = int(opts.get("fused_activation_function", 0))
-        try:
-            rng = activation_range_int8(code, s_out, zp_out)
-        except ValueError as exc:
-            raise self.fail(str(exc)) from None
-        if rng is None:
-            raise self.fail(f"fused activation {self.activation()} is not supported on pooling "
-                            f"(only NONE, RELU, RELU_N1_TO_1, RELU6)")
-        self.act_min, self.act_max = rng
+        # The reference ignores an unknown activation (no clamp at all) and an out-of-range bound
+        # (it clamps with an unset value); neither is what a model meant, so both are refused.
+        self.act_min, self.act_max = activation_range(self, s_out, zp_out, allow_2_31=False)
         self.is_max = self.op.opcode == "MAX_POOL_2D"
 
         # Check the declared output against what the input implies, where both are known.

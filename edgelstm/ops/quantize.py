@@ -12,35 +12,21 @@ Float arithmetic, exactly as the C++ does it:
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 from numba import njit
 
-from ..fixedpoint import mbqm, quantize_multiplier, wrap32
-from .add import check_array
-from .base import OpKernel, register
-
-_INT32_MIN = -2147483648
-
-
-@njit(cache=True, nogil=True)
-def _f32_to_int32_x86(q):
-    """static_cast<int32_t>(std::round(q)) for a float32 q, with x86's out-of-range result."""
-    r = math.floor(abs(q) + 0.5)  # exact in double for any float32 q
-    if q < 0:
-        r = -r
-    if r >= -2147483648.0 and r < 2147483648.0:  # False for NaN too
-        return np.int64(r)
-    return np.int64(_INT32_MIN)
+from ..fixedpoint import mbqm, quantize_multiplier, round_half_away, wrap32, x86_double_to_int32
+from .base import OpKernel, check_array, register, signatures_agree
 
 
 @njit(cache=True, nogil=True)
 def _affine_quantize(x, scale, zero_point, out):
     for i in range(x.size):
         q = x[i] / scale  # float32 / float32 stays float32 in Numba, as in the C++
-        v = wrap32(_f32_to_int32_x86(np.float64(q)) + zero_point)
+        # static_cast<int32_t>(std::round(q)), with x86's out-of-range (and NaN) result
+        v = wrap32(x86_double_to_int32(round_half_away(np.float64(q))) + zero_point)
         out[i] = min(max(v, -128), 127)
 
 
@@ -63,8 +49,7 @@ class _UnaryKernel(OpKernel):
     def prepare_io(self) -> None:
         self.expect_counts(1, 1)
         self.x, self.y = self.input(0), self.output(0)
-        if len(self.x.shape_signature) != len(self.y.shape_signature) or any(
-                a != -1 and b != -1 and a != b for a, b in zip(self.x.shape_signature, self.y.shape_signature)):
+        if not signatures_agree(self.x.shape_signature, self.y.shape_signature):
             raise self.fail(f"{self.x.describe()} and {self.y.describe()} must have the same shape")
 
     def input_array(self, inputs: list[Optional[np.ndarray]]) -> np.ndarray:

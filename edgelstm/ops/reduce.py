@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from ..fixedpoint import mbqm, quantize_multiplier, wrap32
-from .base import OpKernel, register
+from .base import OpKernel, register, resolve_axes
 
 _jit = njit(cache=True, nogil=True)
 
@@ -52,21 +52,6 @@ def _max_rows(x, out):
             if v > acc:
                 acc = v
         out[i] = acc
-
-
-def resolve_axes(values: np.ndarray, rank: int) -> Optional[list[int]]:
-    """Axis values made non-negative and deduplicated in first-seen order, as TFLite's ResolveAxis;
-    None if one is out of range. A rank-0 input ignores its axes, as the reference does."""
-    if rank == 0:
-        return []
-    out: list[int] = []
-    for a in (int(v) for v in values.reshape(-1)):
-        a = a + rank if a < 0 else a
-        if not 0 <= a < rank:
-            return None
-        if a not in out:
-            out.append(a)
-    return out
 
 
 @register("MEAN", "SUM", "REDUCE_MAX")

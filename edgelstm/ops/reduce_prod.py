@@ -16,9 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from .add import check_array, shape_fits
-from .base import OpKernel, register
-from .reduce import resolve_axes
+from .base import OpKernel, check_array, register, resolve_axes, shape_fits, signatures_agree
 
 
 @register("REDUCE_PROD")
@@ -46,7 +44,7 @@ class ReduceProd(OpKernel):
         self.keep_dims = bool(self.op.options.get("keep_dims", False))
         expected = self._out_shape(self.x.shape_signature)
         ys = self.y.shape_signature
-        if len(ys) != len(expected) or any(e != -1 and g != -1 and e != g for e, g in zip(expected, ys)):
+        if not signatures_agree(expected, ys):
             raise self.fail(f"{self.y.describe()} should have shape {list(expected)} for axes "
                             f"{list(self.axes)} and keep_dims={self.keep_dims}")
 

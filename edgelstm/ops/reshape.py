@@ -1,4 +1,4 @@
-"""RESHAPE, SQUEEZE and EXPAND_DIMS, plus `MovementKernel`, the base of every data-movement op.
+"""RESHAPE, SQUEEZE and EXPAND_DIMS (data-movement ops: `MovementKernel` in ops/base.py).
 
 These ops never look at values: the output holds the input's raw integers in a new shape, and the
 output quantization is carried through unchanged (LiteRT copies bytes and does not requantize even
@@ -9,18 +9,11 @@ shape from the *runtime* input shape, validating it again each time a new shape 
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .base import OpKernel, register
-
-# Movement is a byte copy, so any fixed-size numeric type is exact; these are the ones LiteRT's
-# movement kernels accept and edgelstm graphs can carry (int8 activations, int32 shape tensors).
-MOVABLE_DTYPES = (np.int8, np.uint8, np.int16, np.int32, np.int64, np.float32, np.bool_)
-
-# A dynamic time axis can take many lengths; keep the per-shape plan cache bounded.
-_MAX_CACHED_PLANS = 64
+from .base import MovementKernel, const_ints, owned_copy, register
 
 
 def reshape_output_shape(in_shape: Sequence[int], target: Sequence[int]) -> tuple[int, ...]:
@@ -47,93 +40,6 @@ def reshape_output_shape(in_shape: Sequence[int], target: Sequence[int]) -> tupl
     if n_out != n_in:
         raise ValueError(f"cannot reshape {n_in} elements {list(in_shape)} into new shape {target}")
     return tuple(out)
-
-
-def owned_copy(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy: outputs must never alias inputs, since LSTM state tensors are updated
-    in place after they have been read."""
-    return np.array(a, order="C", copy=True)
-
-
-class MovementKernel(OpKernel):
-    """Shared prepare/run logic of the data-movement ops.
-
-    Subclasses read their constant inputs and options in `prepare_args()` (checks that depend only
-    on the input rank belong there), and implement `make_plan(shape, *args)` -> (output shape,
-    plan), raising ValueError for an input shape they cannot handle, and `move(x, out_shape, plan)`.
-    `args` is what `runtime_args(inputs)` extracts from non-constant inputs (nothing by default);
-    plans are cached per (input shape, args).
-    """
-
-    n_inputs: ClassVar[Sequence[int]] = (1,)
-    max_rank: ClassVar[Optional[int]] = None
-    #: set by prepare_args() when the plan depends on runtime values, not only on the input shape
-    needs_runtime_args: bool = False
-
-    def prepare(self) -> None:
-        self.expect_counts(self.n_inputs)
-        self.x, self.y = self.input(0), self.output(0)
-        self.expect_dtype(self.x, *MOVABLE_DTYPES)
-        if self.y.dtype != self.x.dtype:
-            raise self.fail(f"output {self.y.describe()} must have the input's type {self.x.type_name}")
-        self.rank = len(self.x.shape_signature)
-        if self.max_rank is not None and self.rank > self.max_rank:
-            raise self.fail(f"supports inputs of rank up to {self.max_rank}, {self.x.describe()} has rank {self.rank}")
-        self._plans: dict[tuple, tuple[tuple[int, ...], Any]] = {}
-        self.prepare_args()
-        if -1 not in self.x.shape_signature and not self.needs_runtime_args:
-            self.plan_for(self.x.shape)
-
-    def prepare_args(self) -> None:
-        pass
-
-    def runtime_args(self, inputs: list[Optional[np.ndarray]]) -> tuple:
-        return ()
-
-    def make_plan(self, shape: tuple[int, ...], *args) -> tuple[tuple[int, ...], Any]:  # pragma: no cover
-        raise NotImplementedError
-
-    def move(self, x: np.ndarray, out_shape: tuple[int, ...], plan: Any) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
-
-    def plan_for(self, shape: tuple[int, ...], args: tuple = ()) -> tuple[tuple[int, ...], Any]:
-        shape = tuple(int(d) for d in shape)
-        key = (shape, args)
-        cached = self._plans.get(key)
-        if cached is not None:
-            return cached
-        try:
-            out_shape, plan = self.make_plan(shape, *args)
-        except ValueError as exc:
-            raise self.fail(f"{exc} (input shape {list(shape)})") from None
-        sig = self.y.shape_signature
-        if len(out_shape) != len(sig) or any(s != -1 and s != d for s, d in zip(sig, out_shape)):
-            raise self.fail(f"computes output shape {list(out_shape)} from input shape {list(shape)}, but "
-                            f"{self.y.describe()} declares {list(sig)}")
-        if len(self._plans) >= _MAX_CACHED_PLANS:
-            self._plans.clear()
-        self._plans[key] = (out_shape, plan)
-        return out_shape, plan
-
-    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
-        x = inputs[0]
-        sig = self.x.shape_signature
-        if x.dtype != self.x.dtype or x.ndim != len(sig) or any(
-                s != -1 and s != d for s, d in zip(sig, x.shape)):
-            raise self.fail(f"got a {x.dtype.name}{list(x.shape)} input, but {self.x.describe()} is declared")
-        out_shape, plan = self.plan_for(x.shape, self.runtime_args(inputs))
-        return [self.move(x, out_shape, plan)]
-
-
-def const_ints(kernel: OpKernel, index: int, what: str, dtypes=(np.int32,), vector: bool = True) -> np.ndarray:
-    """A constant integer input as an int64 array (1-D unless vector=False)."""
-    t = kernel.input(index)
-    kernel.expect_dtype(t, *dtypes)
-    if t.data is None:
-        raise kernel.fail(f"{what} {t.describe()} must be a constant tensor (computed {what}s are not supported)")
-    if vector and len(t.shape) != 1:
-        raise kernel.fail(f"{what} {t.describe()} must be a 1-D tensor")
-    return np.asarray(t.data, dtype=np.int64).ravel()
 
 
 class _CopyReshaped(MovementKernel):

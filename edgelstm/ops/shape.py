@@ -11,8 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from .add import shape_fits
-from .base import OpKernel, register
+from .base import OpKernel, register, shape_fits
 
 # tflite TensorType codes LiteRT accepts for ShapeOptions.out_type (anything else fails Prepare).
 _OUT_TYPES = {2: np.dtype(np.int32), 4: np.dtype(np.int64)}

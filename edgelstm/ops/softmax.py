@@ -11,7 +11,7 @@ reference_ops::Softmax (kernels/internal/reference/softmax.h):
   output = RoundingDivideByPOT(reciprocal * exp, num_bits_over_unit + 23) - 128, saturated.
 
 The exp of a difference depends only on the difference (0..255 for int8), so prepare tabulates it.
-The int32 gemmlowp functions below extend edgelstm.fixedpoint's int16 ones to 32-bit raw values.
+The int32 gemmlowp functions it needs live in edgelstm.fixedpoint, next to their int16 versions.
 """
 from __future__ import annotations
 
@@ -21,80 +21,13 @@ from typing import Optional
 import numpy as np
 from numba import njit
 
-from ..fixedpoint import INT32_MAX, INT32_MIN, mbqm, quantize_multiplier, rdbp, srdhm32, wrap32
-from .base import OpKernel, register
+from ..fixedpoint import (exp_on_negative_values32, mbqm, one_over_one_plus_x32, quantize_multiplier, rdbp,
+                          srdhm32)
+from .base import OpKernel, register, signatures_agree
 
 _SCALED_DIFF_INTEGER_BITS = 5  # the exp input is Q5.26
 _ACCUM_INTEGER_BITS = 12  # the sum of exps is Q12.19
 _jit = njit(cache=True, nogil=True)
-
-# gemmlowp's Q0.31 constants: exp(-1/8), 1/3, and exp(-2^k) for k = -2..4
-_EXP_M1_8 = 1895147668
-_ONE_THIRD = 715827883
-_EXP_BARREL = np.array([1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242], dtype=np.int64)
-# Newton-Raphson seeds in Q2.29: 48/17 and -32/17
-_K_48_17 = 1515870810
-_K_M32_17 = -1010580540
-
-
-# -- gemmlowp on int32 raw values ------------------------------------------------------------------
-@_jit
-def sat_shift_left32(x, exponent):
-    """SaturatingRoundingMultiplyByPOT<+exponent> on int32: a left shift that saturates."""
-    threshold = (1 << (31 - exponent)) - 1
-    if x > threshold:
-        return INT32_MAX
-    if x < -threshold:
-        return INT32_MIN
-    return x << exponent
-
-
-@_jit
-def exp_on_interval_m1_4_0_32(a):
-    """exp_on_interval_between_negative_one_quarter_and_0_excl, Q0.31 in and out."""
-    x = wrap32(a + (1 << 28))  # expand around -1/8
-    x2 = srdhm32(x, x)
-    x3 = srdhm32(x2, x)
-    x4 = srdhm32(x2, x2)
-    x4_over_4 = rdbp(x4, 2)
-    poly = rdbp(wrap32(srdhm32(wrap32(x4_over_4 + x3), _ONE_THIRD) + x2), 1)
-    # the 32-bit instantiation adds without saturation
-    return wrap32(_EXP_M1_8 + srdhm32(_EXP_M1_8, wrap32(x + poly)))
-
-
-@_jit
-def exp_on_negative_values32(a, integer_bits):
-    """gemmlowp exp_on_negative_values for FixedPoint<int32, integer_bits>; result Q0.31."""
-    frac_bits = 31 - integer_bits
-    one_quarter = 1 << (frac_bits - 2)
-    a_mod = wrap32((a & (one_quarter - 1)) - one_quarter)
-    result = exp_on_interval_m1_4_0_32(sat_shift_left32(a_mod, integer_bits) if integer_bits > 0 else a_mod)
-    remainder = wrap32(a_mod - a)
-    for k in range(7):
-        exponent = k - 2
-        if integer_bits > exponent:
-            if remainder & (1 << (frac_bits + exponent)):
-                result = srdhm32(result, _EXP_BARREL[k])
-    if integer_bits > 5:
-        if a < -(1 << (36 - integer_bits)):
-            result = 0
-    if a == 0:
-        result = INT32_MAX
-    return result
-
-
-@_jit
-def one_over_one_plus_x32(a):
-    """gemmlowp one_over_one_plus_x_for_x_in_0_1 on Q0.31 (three Newton-Raphson steps in Q2.29)."""
-    s = a + INT32_MAX
-    # RoundingHalfSum: (a + b + sign) / 2 with C's truncating division
-    q = s + (1 if s >= 0 else -1)
-    half_denominator = q // 2 if q >= 0 else -((-q) // 2)
-    x = wrap32(_K_48_17 + srdhm32(half_denominator, _K_M32_17))
-    for _ in range(3):
-        one_minus = wrap32((1 << 29) - srdhm32(half_denominator, x))
-        x = wrap32(x + sat_shift_left32(srdhm32(x, one_minus), 2))
-    return sat_shift_left32(x, 1)
 
 
 # -- the kernel ------------------------------------------------------------------------------------
@@ -148,8 +81,7 @@ class Softmax(OpKernel):
         self.expect_dtype(out, np.int8)
         if len(inp.shape_signature) < 1:
             raise self.fail(f"{inp.describe()} must have at least one dimension")
-        if len(inp.shape_signature) != len(out.shape_signature) or any(
-                a != b and a != -1 and b != -1 for a, b in zip(inp.shape_signature, out.shape_signature)):
+        if not signatures_agree(inp.shape_signature, out.shape_signature):
             raise self.fail(f"output shape {list(out.shape_signature)} differs from input shape "
                             f"{list(inp.shape_signature)}")
         in_s, _ = self.per_tensor_quant(inp)  # the input zero point cancels in x - max(row)

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import register
-from .reshape import MovementKernel, const_ints, owned_copy
+from .base import MovementKernel, const_ints, owned_copy, register
 
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 # LiteRT keeps masks in 32-bit words and refuses more index entries than that.

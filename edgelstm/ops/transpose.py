@@ -5,8 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import register
-from .reshape import MovementKernel, const_ints, owned_copy
+from .base import MovementKernel, const_ints, owned_copy, register
 
 
 @register("TRANSPOSE")

@@ -14,16 +14,15 @@ flatbuffer; LiteRT runs each edited model, so every comparison is still against 
 """
 from __future__ import annotations
 
-import flatbuffers
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as S
 
 import edgelstm
 import zoo
-from edgelstm.ops import build_kernel
 from edgelstm.tflite_reader import read_model
-from oracle import check_ops
+from oracle import check_ops, first_kernel
+from tflite_build import edit
 
 ALL_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
 
@@ -91,32 +90,19 @@ DIRECT = {"LOGISTIC": "ops_act_in_sigmoid", "TANH": "ops_act_in_tanh", "RELU": "
           "RELU6": "ops_act_in_relu6", "RELU_N1_TO_1": "ops_act_in_clip", "LEAKY_RELU": "ops_act_in_leaky"}
 
 
-# -- flatbuffer editing ------------------------------------------------------------------------------
-def mutate(model_bytes: bytes, edit) -> bytes:
-    m = S.ModelT.InitFromPackedBuf(model_bytes, 0)
-    edit(m)
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
+# -- flatbuffer editing (tests/tflite_build.py) -------------------------------------------------------
 def requantize(model_bytes: bytes, in_q=None, out_q=None, op_index: int = 0) -> bytes:
-    def edit(m):
+    def fn(m):
         sg = m.subgraphs[0]
         op = sg.operators[op_index]
         for t, q in ((sg.tensors[op.inputs[0]], in_q), (sg.tensors[op.outputs[0]], out_q)):
             if q is not None:
                 t.quantization.scale, t.quantization.zeroPoint = [float(q[0])], [int(q[1])]
-    return mutate(model_bytes, edit)
+    return edit(model_bytes, fn)
 
 
 def _rand_q(rng, lo: float, hi: float) -> tuple[float, int]:
     return float(np.float32(10 ** rng.uniform(lo, hi))), int(rng.integers(-128, 128))
-
-
-def _kernel(model_bytes: bytes, op_index: int = 0):
-    g = read_model(model_bytes)
-    return build_kernel(g.operators[op_index], g, "tflite")
 
 
 # -- every int8 value through every op -----------------------------------------------------------------
@@ -203,7 +189,7 @@ def test_lut_rounding_ties(opcode):
 def test_leaky_relu_alphas(alpha):
     """Negative alphas take LiteRT's separate sign path; alpha > 1 makes the alpha multiplier > 1."""
     rng = np.random.default_rng(int(abs(alpha) * 1000))
-    base = mutate(zoo.build("ops_act_in_leaky"),
+    base = edit(zoo.build("ops_act_in_leaky"),
                   lambda m: setattr(m.subgraphs[0].operators[0].builtinOptions, "alpha", alpha))
     for _ in range(8):
         in_q = _rand_q(rng, -3, 0.5)
@@ -216,7 +202,7 @@ def test_relu_0_to_1_relabelled():
         for oc in m.operatorCodes:
             if oc.builtinCode == S.BuiltinOperator.RELU:
                 oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = S.BuiltinOperator.RELU_0_TO_1, 127, 1
-    base = mutate(zoo.build("ops_act_in_relu"), relabel)
+    base = edit(zoo.build("ops_act_in_relu"), relabel)
     assert [op.opcode for op in read_model(base).operators] == ["RELU_0_TO_1"]
     rng = np.random.default_rng(5)
     for _ in range(20):
@@ -262,46 +248,46 @@ def test_whole_model_runs_through_edgelstm():
 
 # -- refusals ------------------------------------------------------------------------------------------
 def _set_type(model_bytes: bytes, which: str, tensor_type: int) -> bytes:
-    def edit(m):
+    def fn(m):
         sg = m.subgraphs[0]
         op = sg.operators[0]
         sg.tensors[(op.inputs if which == "in" else op.outputs)[0]].type = tensor_type
-    return mutate(model_bytes, edit)
+    return edit(model_bytes, fn)
 
 
 @pytest.mark.parametrize("opcode", sorted(DIRECT))
 def test_bad_models_raise_model_error(opcode):
     base = zoo.build(DIRECT[opcode])
     with pytest.raises(edgelstm.ModelError, match="must be int8"):
-        _kernel(_set_type(base, "out", S.TensorType.INT16))
+        first_kernel(_set_type(base, "out", S.TensorType.INT16))
     with pytest.raises(edgelstm.ModelError, match="must be int8"):
-        _kernel(_set_type(base, "in", S.TensorType.FLOAT32))
+        first_kernel(_set_type(base, "in", S.TensorType.FLOAT32))
 
     def per_channel(m):
         sg = m.subgraphs[0]
         q = sg.tensors[sg.operators[0].inputs[0]].quantization
         q.scale, q.zeroPoint, q.quantizedDimension = [0.1] * 256, [0] * 256, 1
     with pytest.raises(edgelstm.ModelError, match="per tensor"):
-        _kernel(mutate(base, per_channel))
+        first_kernel(edit(base, per_channel))
 
     def two_inputs(m):
         op = m.subgraphs[0].operators[0]
         op.inputs = list(op.inputs) * 2
     with pytest.raises(edgelstm.ModelError, match="expects 1 inputs"):
-        _kernel(mutate(base, two_inputs))
+        first_kernel(edit(base, two_inputs))
 
-    kernel = _kernel(base)
+    kernel = first_kernel(base)
     with pytest.raises(edgelstm.ModelError, match="int8 input"):
         kernel.run([ALL_INT8.astype(np.int16)])
 
 
 def test_bad_options_raise_model_error():
     with pytest.raises(edgelstm.ModelError, match="1/256"):
-        _kernel(requantize(zoo.build("ops_act_in_sigmoid"), out_q=(1 / 128, -128)))
+        first_kernel(requantize(zoo.build("ops_act_in_sigmoid"), out_q=(1 / 128, -128)))
     for code in ("ops_act_in_relu", "ops_act_in_leaky"):  # a left shift past the int32 sign bit
         with pytest.raises(edgelstm.ModelError, match="too large"):
-            _kernel(requantize(zoo.build(code), in_q=(1.0, 0), out_q=(1e-12, 0)))
+            first_kernel(requantize(zoo.build(code), in_q=(1.0, 0), out_q=(1e-12, 0)))
     leaky = zoo.build("ops_act_in_leaky")
     with pytest.raises(edgelstm.ModelError, match="finite"):
-        _kernel(mutate(leaky, lambda m: setattr(m.subgraphs[0].operators[0].builtinOptions, "alpha",
+        first_kernel(edit(leaky, lambda m: setattr(m.subgraphs[0].operators[0].builtinOptions, "alpha",
                                                 float("inf"))))

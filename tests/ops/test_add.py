@@ -2,229 +2,21 @@
 
 The converter only makes ADDs whose inputs come from LSTMs (or constants), so the values it feeds
 are whatever the LSTM produces. To cover every int8 pair, every fused activation and arbitrary
-scales, this file also builds one-op .tflite flatbuffers directly (the `tflite` schema bindings'
-builder functions) and compares them with LiteRT in the same way. The builder and the patching
-helpers are imported by the other tests/ops/test_{mul,concatenation,quantize}.py files.
+scales, this file also builds one-op .tflite flatbuffers directly (tests/tflite_build.py) and
+compares them with LiteRT in the same way.
 """
 from __future__ import annotations
 
-import importlib
-import math
-import struct
-from dataclasses import dataclass
-from typing import Optional, Sequence
-
-import flatbuffers
 import numpy as np
 import pytest
-import tflite as fb
 
 import oracle
 import zoo
 from edgelstm.errors import ModelError
 from edgelstm.ops import build_kernel
-from edgelstm.tflite_reader import Graph, Operator, Quantization, Tensor, read_model
-
-# -- helpers shared with the other op tests ----------------------------------------------------------
-_TYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.int32): 2, np.dtype(np.int8): 9, np.dtype(np.int16): 7}
-ACT = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3, "TANH": 4}
-
-
-@dataclass
-class T:
-    """A tensor of a hand-built model: dtype, shape, optional (scale, zero point), constant data."""
-
-    dtype: type
-    shape: Sequence[int]
-    quant: Optional[tuple[float, int]] = None
-    data: Optional[np.ndarray] = None
-    signature: Optional[Sequence[int]] = None
-
-
-def _fbmod(name: str):
-    # `tflite.X` is the generated class; the module next to it holds the builder functions
-    return importlib.import_module(f"tflite.{name}")
-
-
-def single_op_model(opcode: str, inputs: list[T], outputs: list[T],
-                    options: Optional[tuple[str, dict]] = None) -> bytes:
-    """A .tflite model with one builtin op; non-constant inputs become the model inputs in order.
-
-    options: (options table name, e.g. "AddOptions", {field name: value}).
-    """
-    b = flatbuffers.Builder(4096)
-    tensors = inputs + outputs
-    buf_ids, buf_datas = [], [None]
-    for t in tensors:
-        if t.data is not None:
-            buf_ids.append(len(buf_datas))
-            buf_datas.append(np.ascontiguousarray(t.data, dtype=t.dtype).tobytes())
-        else:
-            buf_ids.append(0)
-
-    buffers = []
-    for data in buf_datas:
-        vec = b.CreateNumpyVector(np.frombuffer(data, np.uint8)) if data else None
-        m = _fbmod("Buffer")
-        m.BufferStart(b)
-        if vec is not None:
-            m.BufferAddData(b, vec)
-        buffers.append(m.BufferEnd(b))
-
-    tensor_offs = []
-    for i, t in enumerate(tensors):
-        name = b.CreateString(f"t{i}")
-        shape = b.CreateNumpyVector(np.asarray(t.shape, np.int32))
-        sig = b.CreateNumpyVector(np.asarray(t.signature, np.int32)) if t.signature is not None else None
-        q = None
-        if t.quant is not None:
-            scale = b.CreateNumpyVector(np.asarray([t.quant[0]], np.float32))
-            zp = b.CreateNumpyVector(np.asarray([t.quant[1]], np.int64))
-            qm = _fbmod("QuantizationParameters")
-            qm.QuantizationParametersStart(b)
-            qm.QuantizationParametersAddScale(b, scale)
-            qm.QuantizationParametersAddZeroPoint(b, zp)
-            q = qm.QuantizationParametersEnd(b)
-        tm = _fbmod("Tensor")
-        tm.TensorStart(b)
-        tm.TensorAddShape(b, shape)
-        if sig is not None:
-            tm.TensorAddShapeSignature(b, sig)
-        tm.TensorAddType(b, _TYPE_CODES[np.dtype(t.dtype)])
-        tm.TensorAddBuffer(b, buf_ids[i])
-        tm.TensorAddName(b, name)
-        if q is not None:
-            tm.TensorAddQuantization(b, q)
-        tensor_offs.append(tm.TensorEnd(b))
-
-    opts = None
-    if options is not None:
-        om = _fbmod(options[0])
-        getattr(om, f"{options[0]}Start")(b)
-        for field, value in options[1].items():
-            getattr(om, f"{options[0]}Add{field}")(b, value)
-        opts = getattr(om, f"{options[0]}End")(b)
-
-    n_in = len(inputs)
-    op_in = b.CreateNumpyVector(np.arange(n_in, dtype=np.int32))
-    op_out = b.CreateNumpyVector(np.arange(n_in, len(tensors), dtype=np.int32))
-    om = _fbmod("Operator")
-    om.OperatorStart(b)
-    om.OperatorAddOpcodeIndex(b, 0)
-    om.OperatorAddInputs(b, op_in)
-    om.OperatorAddOutputs(b, op_out)
-    if opts is not None:
-        om.OperatorAddBuiltinOptionsType(b, getattr(fb.BuiltinOptions, options[0]))
-        om.OperatorAddBuiltinOptions(b, opts)
-    op = om.OperatorEnd(b)
-
-    def vector(start_fn, offsets):
-        start_fn(b, len(offsets))
-        for o in reversed(offsets):
-            b.PrependUOffsetTRelative(o)
-        return b.EndVector()
-
-    sgm = _fbmod("SubGraph")
-    t_vec = vector(sgm.SubGraphStartTensorsVector, tensor_offs)
-    o_vec = vector(sgm.SubGraphStartOperatorsVector, [op])
-    g_in = b.CreateNumpyVector(np.asarray([i for i, t in enumerate(inputs) if t.data is None], np.int32))
-    g_out = b.CreateNumpyVector(np.arange(n_in, len(tensors), dtype=np.int32))
-    sgm.SubGraphStart(b)
-    sgm.SubGraphAddTensors(b, t_vec)
-    sgm.SubGraphAddInputs(b, g_in)
-    sgm.SubGraphAddOutputs(b, g_out)
-    sgm.SubGraphAddOperators(b, o_vec)
-    sg = sgm.SubGraphEnd(b)
-
-    code = getattr(fb.BuiltinOperator, opcode)
-    ocm = _fbmod("OperatorCode")
-    ocm.OperatorCodeStart(b)
-    ocm.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
-    ocm.OperatorCodeAddBuiltinCode(b, code)
-    ocm.OperatorCodeAddVersion(b, 1)
-    occ = ocm.OperatorCodeEnd(b)
-
-    mm = _fbmod("Model")
-    oc_vec = vector(mm.ModelStartOperatorCodesVector, [occ])
-    sg_vec = vector(mm.ModelStartSubgraphsVector, [sg])
-    bu_vec = vector(mm.ModelStartBuffersVector, buffers)
-    desc = b.CreateString("edgelstm test")
-    mm.ModelStart(b)
-    mm.ModelAddVersion(b, 3)
-    mm.ModelAddOperatorCodes(b, oc_vec)
-    mm.ModelAddSubgraphs(b, sg_vec)
-    mm.ModelAddDescription(b, desc)
-    mm.ModelAddBuffers(b, bu_vec)
-    b.Finish(mm.ModelEnd(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
-def patched(model: bytes, quant: Optional[dict[int, tuple[Optional[float], Optional[int]]]] = None,
-            options: Optional[list[tuple[int, int, str, int]]] = None) -> bytes:
-    """Overwrite scalars of a converted model in place.
-
-    quant: {tensor index: (new scale or None, new zero point or None)} for per-tensor tensors.
-    options: [(op index, vtable slot, struct format, value)]; the field must already be stored
-    (flatbuffers omit fields equal to their default, and those cannot be patched in place).
-    """
-    buf = bytearray(model)
-    sg = fb.Model.GetRootAsModel(buf, 0).Subgraphs(0)
-    for idx, (scale, zp) in (quant or {}).items():
-        q = sg.Tensors(idx).Quantization()
-        if scale is not None:
-            struct.pack_into("<f", buf, q._tab.Vector(q._tab.Offset(8)), scale)
-        if zp is not None:
-            struct.pack_into("<q", buf, q._tab.Vector(q._tab.Offset(10)), zp)
-    for op_index, slot, fmt, value in options or []:
-        table = sg.Operators(op_index).BuiltinOptions()
-        off = table.Offset(slot)
-        assert off, f"option slot {slot} of op {op_index} is not stored"
-        struct.pack_into(fmt, buf, table.Pos + off, value)
-    out = bytes(buf)
-    before, after = read_model(model), read_model(out)
-    for t0, t1 in zip(before.tensors, after.tensors):  # nothing else moved (no shared vectors)
-        if t0.index not in (quant or {}) and t0.quant is not None:
-            assert t1.quant.s == t0.quant.s and t1.quant.zp == t0.quant.zp
-    return out
-
-
-def ops_of(model: bytes, opcode: str) -> list[Operator]:
-    return [op for op in read_model(model).operators if op.opcode == opcode]
-
-
-def synthetic_kernel(opcode: str, tensors: list[Tensor], n_inputs: int, options: Optional[dict] = None):
-    """build_kernel on an in-memory graph (for validation tests that no converter would produce)."""
-    op = Operator(index=0, opcode=opcode, version=1, inputs=tuple(range(n_inputs)),
-                  outputs=tuple(range(n_inputs, len(tensors))), intermediates=(), options=options or {})
-    graph = Graph(tensors=tensors, operators=[op], inputs=tuple(range(n_inputs)),
-                  outputs=tuple(range(n_inputs, len(tensors))))
-    return build_kernel(op, graph, "tflite")
-
-
-def tensor(index: int, dtype, shape, quant=None, signature=None, data=None, per_channel=None) -> Tensor:
-    q = None
-    if quant is not None:
-        q = Quantization(scale=np.asarray([quant[0]], np.float32), zero_point=np.asarray([quant[1]], np.int64))
-    if per_channel is not None:
-        q = Quantization(scale=np.asarray(per_channel, np.float32),
-                         zero_point=np.zeros(len(per_channel), np.int64), axis=len(shape) - 1)
-    dt = np.dtype(dtype)
-    names = {np.dtype(np.int8): "INT8", np.dtype(np.float32): "FLOAT32", np.dtype(np.int32): "INT32",
-             np.dtype(np.int16): "INT16"}
-    shape = tuple(shape)
-    return Tensor(index=index, name=f"t{index}", type_name=names[dt], dtype=dt, shape=shape,
-                  shape_signature=tuple(signature) if signature is not None else shape, quant=q,
-                  data=data, is_variable=False)
-
-
-def all_int8_pairs() -> tuple[np.ndarray, np.ndarray]:
-    """[256, 1] and [1, 256] arrays that broadcast to every (a, b) int8 pair."""
-    v = np.arange(-128, 128, dtype=np.int8)
-    return v.reshape(256, 1), v.reshape(1, 256)
-
-
-def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(np.float32(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+from edgelstm.tflite_reader import read_model
+from tflite_build import (ACT, T, all_int8_pairs, graph_ops, log_uniform, options, patched, single_op_model,
+                          synthetic_kernel, tensor)
 
 
 # -- models from the stock converter -----------------------------------------------------------------
@@ -260,7 +52,7 @@ def _add_bn_dynamic():
 
 def test_add_two_lstm_branches():
     model = zoo.build("ops_add_branches")
-    adds = ops_of(model, "ADD")
+    adds = graph_ops(model, "ADD")
     assert {op.options["fused_activation_function"] for op in adds} == {ACT["NONE"], ACT["RELU"]}
     checked = sum(oracle.check_ops(model, x, "ADD") for x in zoo.sample_inputs(model, n_random=4))
     assert checked == 7 * len(adds)
@@ -268,7 +60,7 @@ def test_add_two_lstm_branches():
 
 def test_add_broadcast_constant_with_dynamic_time():
     model = zoo.build("ops_add_bn_dynamic")
-    (add,) = ops_of(model, "ADD")
+    (add,) = graph_ops(model, "ADD")
     g = read_model(model)
     assert g.tensors[add.inputs[0]].shape_signature == (1, -1, 8) and g.tensors[add.inputs[1]].shape == (8,)
     checked = 0
@@ -282,7 +74,7 @@ def test_add_patched_activations_and_zero_points():
     """The converter's RELU-fused ADD, re-patched to RELU6 / RELU_N1_TO_1 and to an output scale and
     zero point at which the clamp bounds fall inside the int8 range."""
     model = zoo.build("ops_add_branches")
-    op = next(o for o in ops_of(model, "ADD") if o.options["fused_activation_function"] == ACT["RELU"])
+    op = next(o for o in graph_ops(model, "ADD") if o.options["fused_activation_function"] == ACT["RELU"])
     y = op.outputs[0]
     inputs = zoo.sample_inputs(model, n_random=2)
     for act, scale, zp in (("RELU", 0.004, 17), ("RELU6", 0.03, -100), ("RELU_N1_TO_1", 0.02, 3),
@@ -300,7 +92,7 @@ def _add_model(sa, za, sb, zb, sy, zy, act="NONE", shape_a=(256, 1), shape_b=(1,
     out_shape = np.broadcast_shapes(shape_a, shape_b)
     return single_op_model("ADD", [T(np.int8, shape_a, (sa, za)), T(np.int8, shape_b, (sb, zb))],
                            [T(np.int8, out_shape, (sy, zy))],
-                           ("AddOptions", {"FusedActivationFunction": ACT[act]}))
+                           options("AddOptions", fusedActivationFunction=ACT[act]))
 
 
 def test_add_every_int8_pair_random_quantization():

@@ -11,7 +11,7 @@ from edgelstm.errors import ModelError, ReferenceUnavailable
 from edgelstm.ops import build_kernel
 from edgelstm.references import get_reference
 from edgelstm.tflite_reader import read_model
-from test_add import ACT, T, ops_of, patched, single_op_model, synthetic_kernel, tensor
+from tflite_build import ACT, T, graph_ops, options, patched, single_op_model, synthetic_kernel, tensor
 
 AXIS_SLOT = 4  # ConcatenationOptions.axis
 
@@ -45,7 +45,7 @@ def _concat_dynamic():
 
 def test_concat_lstm_sequences_feature_and_time_axes():
     model = zoo.build("ops_concat_seq")
-    cats = ops_of(model, "CONCATENATION")
+    cats = graph_ops(model, "CONCATENATION")
     assert sorted(op.options["axis"] for op in cats) == [1, 1, 2]
     assert max(len(op.inputs) for op in cats) == 3
     inputs = zoo.sample_inputs(model, n_random=4)
@@ -58,11 +58,11 @@ def test_concat_negative_axes():
     model = zoo.build("ops_concat_seq")
     g = read_model(model)
     patches = []
-    for op in ops_of(model, "CONCATENATION"):
+    for op in graph_ops(model, "CONCATENATION"):
         rank = len(g.tensors[op.outputs[0]].shape)
         patches.append((op.index, AXIS_SLOT, "<i", op.options["axis"] - rank))
     m = patched(model, options=patches)
-    assert sorted(op.options["axis"] for op in ops_of(m, "CONCATENATION")) == [-2, -1, -1]
+    assert sorted(op.options["axis"] for op in graph_ops(m, "CONCATENATION")) == [-2, -1, -1]
     inputs = zoo.sample_inputs(m, n_random=2)
     assert sum(oracle.check_ops(m, x, "CONCATENATION") for x in inputs) == 3 * len(inputs)
 
@@ -92,7 +92,7 @@ def test_concat_hand_built_ranks_and_axes():
         out_shape = list(base)
         out_shape[axis] = sum(s[axis] for s in shapes)
         model = single_op_model("CONCATENATION", [T(np.int8, s, q) for s in shapes], [T(np.int8, out_shape, q)],
-                                ("ConcatenationOptions", {"Axis": axis}))
+                                options("ConcatenationOptions", axis=axis))
         x = [rng.integers(-128, 128, s, dtype=np.int8) for s in shapes]
         assert oracle.check_ops(model, x, "CONCATENATION") == 1
 
@@ -108,7 +108,7 @@ def _refused_by_litert(model: bytes, op_index: int = 0) -> None:
 def test_concat_refuses_what_litert_refuses():
     # inputs quantized differently from the output: LiteRT's int8 kernel does not rescale
     model = zoo.build("ops_concat_seq")
-    op = next(o for o in ops_of(model, "CONCATENATION") if o.options["axis"] == 2)
+    op = next(o for o in graph_ops(model, "CONCATENATION") if o.options["axis"] == 2)
     g = read_model(model)
     s, zp = g.tensors[op.inputs[1]].quant.s, g.tensors[op.inputs[1]].quant.zp
     _refused_by_litert(patched(model, quant={op.inputs[1]: (s * 1.5, None)}), op.index)
@@ -117,10 +117,10 @@ def test_concat_refuses_what_litert_refuses():
     q = (0.02, 3)
     _refused_by_litert(single_op_model("CONCATENATION", [T(np.int8, (2, 3), q), T(np.int8, (2, 3), q)],
                                        [T(np.int8, (2, 6), q)],
-                                       ("ConcatenationOptions", {"Axis": 1, "FusedActivationFunction": ACT["RELU"]})))
+                                       options("ConcatenationOptions", axis=1, fusedActivationFunction=ACT["RELU"])))
     # and with everything equal LiteRT accepts the same op
     ok = single_op_model("CONCATENATION", [T(np.int8, (2, 3), q), T(np.int8, (2, 3), q)], [T(np.int8, (2, 6), q)],
-                         ("ConcatenationOptions", {"Axis": 1}))
+                         options("ConcatenationOptions", axis=1))
     assert oracle.check_ops(ok, [np.ones((2, 3), np.int8), -np.ones((2, 3), np.int8)], "CONCATENATION") == 1
 
 

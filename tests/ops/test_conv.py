@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fully_connected import (check_all, edit, kernel_for, ops_of, per_tensor_weights, reference_refuses,
-                                  set_activation)
 
 import zoo
+from oracle import check_all, kernel_for, reference_refuses
+from tflite_build import edit, ops_of, per_tensor_weights, set_activation
 
 from edgelstm.errors import InputError, ModelError
 from edgelstm.ops.conv import out_size_and_pad

@@ -4,29 +4,26 @@ The stock converter gives per-channel weights, a bias, and the activations Keras
 cases it cannot produce (per-tensor and asymmetric weights, no bias, RELU_N1_TO_1, keep_num_dims
 False on a 3-D input) are made by editing the converted flatbuffer and are checked against LiteRT
 running that edited model, so the reference always decides.
-
-The flatbuffer-editing helpers here are also used by test_conv.py.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
-import flatbuffers
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
 
 import zoo
-from oracle import check_ops
+from oracle import check_all, check_ops, kernel_for, reference_refuses
+from tflite_build import edit, int8_inputs, ops_of, per_tensor_weights, set_activation, set_tensor_values
 
 from edgelstm import fixedpoint as fp
-from edgelstm.errors import InputError, ModelError, ReferenceUnavailable
+from edgelstm.errors import InputError, ModelError
 from edgelstm.ops import build_kernel
 from edgelstm.references import get_reference
 from edgelstm.tflite_reader import ACTIVATION_NAMES, read_model
 
 OP = "FULLY_CONNECTED"
-ACT = {name: code for code, name in ACTIVATION_NAMES.items()}
 
 
 # -- test models ----------------------------------------------------------------------------------
@@ -66,95 +63,7 @@ def _dense_3d():
     return zoo._randomize_biases(m), zoo._calib((1, 40, 24))
 
 
-# -- flatbuffer editing (shared with test_conv.py) --------------------------------------------------
-def edit(model_bytes: bytes, fn: Callable[[fb.ModelT], None]) -> bytes:
-    """Apply `fn` to the model's object tree and re-serialize it."""
-    m = fb.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
-    fn(m)
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
-def ops_of(m: fb.ModelT, opcode: str) -> list[fb.OperatorT]:
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in m.operatorCodes]
-    want = getattr(fb.BuiltinOperator, opcode)
-    return [op for op in m.subgraphs[0].operators if codes[op.opcodeIndex] == want]
-
-
-def _tensor_values(m: fb.ModelT, t: fb.TensorT, dtype) -> np.ndarray:
-    return np.frombuffer(bytes(bytearray(m.buffers[t.buffer].data)), dtype=dtype).reshape(t.shape).copy()
-
-
-def _set_tensor_values(m: fb.ModelT, t: fb.TensorT, a: np.ndarray) -> None:
-    m.buffers[t.buffer].data = np.frombuffer(np.ascontiguousarray(a).tobytes(), dtype=np.uint8)
-
-
-def per_tensor_weights(m: fb.ModelT, op: fb.OperatorT, zero_point: int = 0) -> None:
-    """Requantize the op's per-channel weights (input 1) to one scale/zero point, and its bias to
-    the matching per-tensor scale, keeping the real values as close as int8 allows."""
-    g = m.subgraphs[0]
-    wt, xt = g.tensors[op.inputs[1]], g.tensors[op.inputs[0]]
-    q = wt.quantization
-    w = _tensor_values(m, wt, np.int8).astype(np.float64)
-    bshape = [1] * w.ndim
-    bshape[q.quantizedDimension] = -1
-    w_scales = np.asarray(q.scale, np.float64).reshape(bshape)
-    real = w * w_scales
-    s = np.float32(np.abs(real).max() / (127 - abs(zero_point)))
-    wq = np.clip(np.round(real / float(s)) + zero_point, -128, 127).astype(np.int8)
-    _set_tensor_values(m, wt, wq)
-    q.scale, q.zeroPoint, q.quantizedDimension = [float(s)], [zero_point], 0
-    if len(op.inputs) > 2 and op.inputs[2] != -1:
-        bt = g.tensors[op.inputs[2]]
-        b_real = _tensor_values(m, bt, np.int32) * np.asarray(bt.quantization.scale, np.float64)
-        s_b = np.float32(np.float32(xt.quantization.scale[0]) * s)
-        _set_tensor_values(m, bt, np.round(b_real / float(s_b)).astype(np.int32))
-        bt.quantization.scale, bt.quantization.zeroPoint = [float(s_b)], [0]
-
-
-def set_activation(op: fb.OperatorT, name: str) -> None:
-    op.builtinOptions.fusedActivationFunction = ACT[name]
-
-
-# -- inputs and checking ----------------------------------------------------------------------------
-def sample_inputs(model_bytes: bytes, n_random: int = 3, seed: int = 0, time_steps: int = 20) -> list[list[np.ndarray]]:
-    """Random int8 inputs over the full range, then the constants -128, 127 and the zero point."""
-    g = read_model(model_bytes)
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(n_random + 3):
-        xs = []
-        for i in g.inputs:
-            t = g.tensors[i]
-            shape = tuple(time_steps if d == -1 else d for d in t.shape_signature)
-            if k < n_random:
-                xs.append(rng.integers(-128, 128, size=shape, dtype=np.int8))
-            else:
-                xs.append(np.full(shape, [-128, 127, t.quant.zp][k - n_random], dtype=np.int8))
-        out.append(xs)
-    return out
-
-
-def check_all(model_bytes: bytes, opcode: str, n_random: int = 3, **kw) -> int:
-    """Ops of `opcode` checked over every sample input (each run counts its ops once)."""
-    return sum(check_ops(model_bytes, xs, opcode) for xs in sample_inputs(model_bytes, n_random, **kw))
-
-
-def reference_refuses(model_bytes: bytes) -> bool:
-    try:
-        get_reference("litert", model_bytes)
-    except ReferenceUnavailable:
-        return True
-    return False
-
-
-def kernel_for(model_bytes: bytes, opcode: str, k: int = 0):
-    g = read_model(model_bytes)
-    op = [o for o in g.operators if o.opcode == opcode][k]
-    return build_kernel(op, g, "tflite"), op, g
-
-
+# -- flatbuffer editing (helpers in tests/tflite_build.py) -----------------------------------------
 def fc_options(m: fb.ModelT, k: int = 0) -> fb.FullyConnectedOptionsT:
     return ops_of(m, OP)[k].builtinOptions
 
@@ -193,7 +102,7 @@ def test_requantization_is_double_not_multiplier():
     kernel, op, g = kernel_for(b, OP)
     ref = get_reference("litert", b, preserve_all_tensors=True)
     differ = compared = 0
-    for xs in sample_inputs(b, n_random=4, seed=7):
+    for xs in int8_inputs(b, n_random=4, seed=7):
         ref.run(xs)
         t = ref.tensors()
         x, want = t[op.inputs[0]], t[op.outputs[0]]
@@ -228,9 +137,9 @@ def _one_hot_fc(w_scales, s_in=None, s_out=None):
         units, depth = wt.shape
         w = np.zeros((units, depth), np.int8)
         w[np.arange(units), np.arange(units) % depth] = 1
-        _set_tensor_values(m, wt, w)
+        set_tensor_values(m, wt, w)
         wt.quantization.scale = [float(s) for s in w_scales]
-        _set_tensor_values(m, bt, np.zeros(units, np.int32))
+        set_tensor_values(m, bt, np.zeros(units, np.int32))
         if s_in is not None:
             xt.quantization.scale = [s_in]
         if s_out is not None:

@@ -12,7 +12,8 @@ from edgelstm.fixedpoint import quantize_multiplier
 from edgelstm.ops import build_kernel
 from edgelstm.ops.mul import _mul_int8
 from edgelstm.tflite_reader import read_model
-from test_add import ACT, T, all_int8_pairs, log_uniform, ops_of, patched, single_op_model, synthetic_kernel, tensor
+from tflite_build import (ACT, T, all_int8_pairs, graph_ops, log_uniform, options, patched, single_op_model,
+                          synthetic_kernel, tensor)
 
 
 @zoo.zoo_model("ops_mul_bn")
@@ -48,7 +49,7 @@ def test_mul_batchnorm_after_lstm_sequence():
     # the BatchNormalization's shift follows as an ADD of another constant vector
     assert any(o.opcode == "ADD" and op.outputs[0] in o.inputs for o in g.operators)
     inputs = zoo.sample_inputs(model, n_random=4)
-    n_mul = len(ops_of(model, "MUL"))
+    n_mul = len(graph_ops(model, "MUL"))
     assert n_mul == 3
     assert sum(oracle.check_ops(model, x, "MUL") for x in inputs) == n_mul * len(inputs)
     assert sum(oracle.check_ops(model, x, "ADD") for x in inputs) == len(inputs)
@@ -56,9 +57,9 @@ def test_mul_batchnorm_after_lstm_sequence():
 
 def test_mul_fused_activations():
     model = zoo.build("ops_mul_bn")
-    acts = sorted(op.options["fused_activation_function"] for op in ops_of(model, "MUL"))
+    acts = sorted(op.options["fused_activation_function"] for op in graph_ops(model, "MUL"))
     assert acts == [ACT["NONE"], ACT["RELU"], ACT["RELU6"]]
-    fused = [op for op in ops_of(model, "MUL") if op.options["fused_activation_function"] != ACT["NONE"]]
+    fused = [op for op in graph_ops(model, "MUL") if op.options["fused_activation_function"] != ACT["NONE"]]
     inputs = zoo.sample_inputs(model, n_random=2)
     # re-patch the output quantization so that the clamp bounds lie inside the int8 range
     for op, act, scale, zp in ((fused[0], "RELU6", 0.02, -90), (fused[1], "RELU_N1_TO_1", 0.01, 10),
@@ -73,7 +74,7 @@ def test_mul_fused_activations():
 def _mul_model(sa, za, sb, zb, sy, zy, act="NONE", shape_a=(256, 1), shape_b=(1, 256)):
     return single_op_model("MUL", [T(np.int8, shape_a, (sa, za)), T(np.int8, shape_b, (sb, zb))],
                            [T(np.int8, np.broadcast_shapes(shape_a, shape_b), (sy, zy))],
-                           ("MulOptions", {"FusedActivationFunction": ACT[act]}))
+                           options("MulOptions", fusedActivationFunction=ACT[act]))
 
 
 def test_mul_every_int8_pair_random_quantization():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 
-import flatbuffers
 import numpy as np
 import pytest
 
@@ -18,91 +17,13 @@ from edgelstm import ModelError
 from edgelstm.ops import build_kernel
 from edgelstm.ops.pooling import pool_geometry
 from edgelstm.tflite_reader import read_model
+from oracle import check_converted, first_kernel
+from tflite_build import T, options, single_op_model
 
 POOLS = ("MAX_POOL_2D", "AVERAGE_POOL_2D")
 
 
-# -- hand-built single-op models (shared with test_reduce.py) ---------------------------------------
-def tensor_spec(shape, dtype="int8", scale=None, zp=0, data=None, signature=None) -> dict:
-    return dict(shape=list(shape), dtype=dtype, scale=scale, zp=zp, data=data, signature=signature)
-
-
-def single_op_model(opcode: str, options_type, options: dict, inputs: list[dict], outputs: list[dict],
-                    version: int = 2) -> bytes:
-    """A .tflite model with one operator; constant inputs (`data`) get buffers, the others become
-    model inputs. Built with the schema's object API, so every field is what the schema says."""
-    from ai_edge_litert import schema_py_generated as S
-
-    types = {"int8": S.TensorType.INT8, "int16": S.TensorType.INT16, "int32": S.TensorType.INT32,
-             "int64": S.TensorType.INT64, "float32": S.TensorType.FLOAT32}
-    m = S.ModelT()
-    m.version, m.buffers, m.description = 3, [S.BufferT()], b"edgelstm test"
-    code = getattr(S.BuiltinOperator, opcode)
-    oc = S.OperatorCodeT()
-    oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = code, min(code, 127), version
-    m.operatorCodes = [oc]
-    sg = S.SubGraphT()
-    sg.tensors = []
-
-    def add(spec: dict) -> int:
-        t = S.TensorT()
-        t.name = f"t{len(sg.tensors)}".encode()
-        t.shape = np.array(spec["shape"], np.int32)
-        if spec["signature"] is not None:
-            t.shapeSignature = np.array(spec["signature"], np.int32)
-        t.type, t.buffer = types[spec["dtype"]], 0
-        if spec["scale"] is not None:
-            q = S.QuantizationParametersT()
-            q.scale, q.zeroPoint = [float(spec["scale"])], [int(spec["zp"])]
-            t.quantization = q
-        if spec["data"] is not None:
-            b = S.BufferT()
-            b.data = np.frombuffer(np.asarray(spec["data"], spec["dtype"]).tobytes(), np.uint8)
-            m.buffers.append(b)
-            t.buffer = len(m.buffers) - 1
-        sg.tensors.append(t)
-        return len(sg.tensors) - 1
-
-    ins = [add(s) for s in inputs]
-    outs = [add(s) for s in outputs]
-    op = S.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, ins, outs
-    if options_type:
-        op.builtinOptionsType = getattr(S.BuiltinOptions, options_type)
-        opts = getattr(S, options_type + "T")()
-        for k, v in options.items():
-            setattr(opts, k, v)
-        op.builtinOptions = opts
-    sg.operators = [op]
-    sg.inputs = [i for i, s in zip(ins, inputs) if s["data"] is None]
-    sg.outputs = outs
-    m.subgraphs = [sg]
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
-def int8_inputs(model_bytes: bytes, n_random: int = 3, seed: int = 0,
-                time_steps: int = 20) -> list[list[np.ndarray]]:
-    """Random int8 inputs plus the constant extremes (-128, 127, zero point), shaped from the graph
-    alone (dynamic dimensions become `time_steps`), so no other kernel is needed."""
-    g = read_model(model_bytes)
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(n_random + 3):
-        xs = []
-        for i in g.inputs:
-            t = g.tensors[i]
-            assert t.dtype == np.int8, f"{t.describe()} is not int8"
-            shape = tuple(time_steps if d == -1 else d for d in t.shape_signature)
-            if k < n_random:
-                xs.append(rng.integers(-128, 128, size=shape, dtype=np.int8))
-            else:
-                xs.append(np.full(shape, [-128, 127, t.quant.zp][k - n_random], dtype=np.int8))
-        out.append(xs)
-    return out
-
-
+# -- hand-built single-op models --------------------------------------------------------------------
 def pool_model(opcode: str, in_shape, filt, strides, padding: int, act: int, scale: float, zp: int,
                out_scale=None, out_zp=None, out_shape=None) -> bytes:
     if out_shape is None:
@@ -110,11 +31,11 @@ def pool_model(opcode: str, in_shape, filt, strides, padding: int, act: int, sca
         oh = pool_geometry(padding, h, filt[0], strides[0])[0]
         ow = pool_geometry(padding, w, filt[1], strides[1])[0]
         out_shape = [b, max(oh, 0), max(ow, 0), c] if ow >= 0 else [b, 0, 0, c]
-    opts = dict(padding=padding, strideH=strides[0], strideW=strides[1], filterHeight=filt[0],
-                filterWidth=filt[1], fusedActivationFunction=act)
-    return single_op_model(opcode, "Pool2DOptions", opts, [tensor_spec(in_shape, scale=scale, zp=zp)],
-                           [tensor_spec(out_shape, scale=scale if out_scale is None else out_scale,
-                                        zp=zp if out_zp is None else out_zp)])
+    opts = options("Pool2DOptions", padding=padding, strideH=strides[0], strideW=strides[1], filterHeight=filt[0],
+                   filterWidth=filt[1], fusedActivationFunction=act)
+    out_q = (scale if out_scale is None else out_scale, zp if out_zp is None else out_zp)
+    return single_op_model(opcode, [T(np.int8, in_shape, (scale, zp))], [T(np.int8, out_shape, out_q)], opts,
+                           version=2)
 
 
 # -- converter-made models ---------------------------------------------------------------------------
@@ -164,38 +85,25 @@ def _pool_2d():
     return zoo._randomize_biases(m), zoo._calib((1, 12, 10, 3))
 
 
-def _check_model(name: str, expected: dict[str, int], time_steps: int = 20) -> int:
-    data = zoo.build(name)
-    ops = [op.opcode for op in read_model(data).operators]
-    for code, n in expected.items():
-        assert ops.count(code) == n, f"{name}: expected {n} {code}, the converter made {ops}"
-    checked = 0
-    for xs in int8_inputs(data, time_steps=time_steps):
-        for code in expected:
-            checked += oracle.check_ops(data, xs, code)
-    assert checked == 6 * sum(expected.values())
-    return checked
-
-
 def test_conv1d_pools_match_reference():
-    _check_model("ops_pool_conv1d", {"MAX_POOL_2D": 3, "AVERAGE_POOL_2D": 3})
+    check_converted("ops_pool_conv1d", {"MAX_POOL_2D": 3, "AVERAGE_POOL_2D": 3})
     g = read_model(zoo.build("ops_pool_conv1d"))
     acts = sorted(int(op.options["fused_activation_function"]) for op in g.operators if op.opcode in POOLS)
     assert acts == [0, 0, 0, 0, 1, 3], "the converter no longer fuses ReLU/ReLU6 into pooling"
 
 
 def test_lstm_sequence_pools_match_reference():
-    _check_model("ops_pool_lstm", {"MAX_POOL_2D": 1, "AVERAGE_POOL_2D": 1})
+    check_converted("ops_pool_lstm", {"MAX_POOL_2D": 1, "AVERAGE_POOL_2D": 1})
 
 
 @pytest.mark.parametrize("time_steps", [20, 9, 2, 1])
 def test_dynamic_time_pools_match_reference(time_steps):
     # T = 1 makes MaxPooling1D(2) produce an empty sequence, as the reference does
-    _check_model("ops_pool_dynamic", {"MAX_POOL_2D": 1, "AVERAGE_POOL_2D": 1}, time_steps=time_steps)
+    check_converted("ops_pool_dynamic", {"MAX_POOL_2D": 1, "AVERAGE_POOL_2D": 1}, time_steps=time_steps)
 
 
 def test_2d_pools_match_reference():
-    _check_model("ops_pool_2d", {"MAX_POOL_2D": 1, "AVERAGE_POOL_2D": 1})
+    check_converted("ops_pool_2d", {"MAX_POOL_2D": 1, "AVERAGE_POOL_2D": 1})
 
 
 # -- hand-built grid ---------------------------------------------------------------------------------
@@ -226,11 +134,6 @@ def test_activation_clamps_are_applied():
 
 
 # -- refusals ----------------------------------------------------------------------------------------
-def _kernel(data: bytes):
-    g = read_model(data)
-    return build_kernel(g.operators[0], g, "tflite")
-
-
 @pytest.mark.parametrize("kwargs, message", [
     (dict(act=4), "fused activation"),                      # TANH: the reference silently ignores it
     (dict(act=3, scale=1e-10), "does not fit int32"),       # RELU6's bound overflows: reference unset
@@ -248,20 +151,21 @@ def test_bad_options_are_model_errors(kwargs, message):
     if args["padding"] == 2 or args["strides"][0] == 0 or args["filt"][0] == 0:
         args.setdefault("out_shape", [1, 3, 1, 2])
     with pytest.raises(ModelError, match=message):
-        _kernel(pool_model(**args))
+        first_kernel(pool_model(**args))
 
 
 def test_wrong_dtype_rank_and_runtime_shape_are_refused():
-    opts = dict(padding=1, strideH=2, strideW=1, filterHeight=2, filterWidth=1, fusedActivationFunction=0)
-    f32 = single_op_model("MAX_POOL_2D", "Pool2DOptions", opts, [tensor_spec([1, 6, 1, 2], "float32")],
-                          [tensor_spec([1, 3, 1, 2], "float32")])
+    opts = options("Pool2DOptions", padding=1, strideH=2, strideW=1, filterHeight=2, filterWidth=1,
+                   fusedActivationFunction=0)
+    f32 = single_op_model("MAX_POOL_2D", [T(np.float32, [1, 6, 1, 2])], [T(np.float32, [1, 3, 1, 2])], opts,
+                          version=2)
     with pytest.raises(ModelError, match="must be int8"):
-        _kernel(f32)
-    rank3 = single_op_model("MAX_POOL_2D", "Pool2DOptions", opts, [tensor_spec([6, 1, 2], scale=0.1)],
-                            [tensor_spec([3, 1, 2], scale=0.1)])
+        first_kernel(f32)
+    rank3 = single_op_model("MAX_POOL_2D", [T(np.int8, [6, 1, 2], (0.1, 0))], [T(np.int8, [3, 1, 2], (0.1, 0))], opts,
+                            version=2)
     with pytest.raises(ModelError, match="4-D"):
-        _kernel(rank3)
-    k = _kernel(pool_model("MAX_POOL_2D", (1, 6, 1, 2), (2, 1), (2, 1), 1, 0, 0.05, -10))
+        first_kernel(rank3)
+    k = first_kernel(pool_model("MAX_POOL_2D", (1, 6, 1, 2), (2, 1), (2, 1), 1, 0, 0.05, -10))
     with pytest.raises(ModelError, match="does not match"):
         k.run([np.zeros((1, 7, 1, 2), np.int8)])
     with pytest.raises(ModelError, match="int8 input"):

@@ -15,7 +15,7 @@ import zoo
 from edgelstm.errors import ModelError
 from edgelstm.ops import build_kernel
 from edgelstm.tflite_reader import read_model
-from test_add import T, log_uniform, ops_of, single_op_model, synthetic_kernel, tensor
+from tflite_build import T, graph_ops, log_uniform, single_op_model, synthetic_kernel, tensor
 
 f32 = np.float32
 
@@ -67,10 +67,10 @@ SPECIALS = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, 1e3, -1e3, 1e9, -1e9, 3e38
 def test_float_io_model_quantize_requantize_dequantize():
     model = zoo.build("ops_float_io")
     g = read_model(model)
-    quants = ops_of(model, "QUANTIZE")
+    quants = graph_ops(model, "QUANTIZE")
     kinds = sorted(g.tensors[op.inputs[0]].type_name for op in quants)
     assert kinds == ["FLOAT32", "INT8"]
-    assert len(ops_of(model, "DEQUANTIZE")) == 2
+    assert len(graph_ops(model, "DEQUANTIZE")) == 2
     inputs = zoo.sample_inputs(model, n_random=4)
     for opcode, n in (("QUANTIZE", 2), ("DEQUANTIZE", 2)):
         assert sum(oracle.check_ops(model, x, opcode) for x in inputs) == n * len(inputs)
@@ -80,7 +80,7 @@ def test_float_io_model_ties_and_saturation():
     """Inputs at exact .5 ties of the model's own input scale, plus values that saturate."""
     model = zoo.build("ops_float_io")
     g = read_model(model)
-    q_op = next(op for op in ops_of(model, "QUANTIZE") if g.tensors[op.inputs[0]].type_name == "FLOAT32")
+    q_op = next(op for op in graph_ops(model, "QUANTIZE") if g.tensors[op.inputs[0]].type_name == "FLOAT32")
     scale, zp = g.tensors[q_op.outputs[0]].quant.s, g.tensors[q_op.outputs[0]].quant.zp
     ties = tie_values(scale, range(-150, 150))
     assert len(ties) > 100

@@ -8,9 +8,6 @@ over H and W), plus extreme scale ratios, long reductions and odd axis lists.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -18,12 +15,11 @@ import oracle
 import zoo
 from edgelstm import ModelError
 from edgelstm.ops import build_kernel
-from edgelstm.ops.reduce import resolve_axes
+from edgelstm.ops.base import resolve_axes
 from edgelstm.references import get_reference
 from edgelstm.tflite_reader import read_model
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_pooling import int8_inputs, single_op_model, tensor_spec  # noqa: E402
+from oracle import check_converted, first_kernel
+from tflite_build import T, int8_inputs, options, single_op_model
 
 
 def reduce_model(opcode: str, shape, axes, keep: bool, s_in: float, zp_in: int, s_out: float, zp_out: int,
@@ -34,10 +30,9 @@ def reduce_model(opcode: str, shape, axes, keep: bool, s_in: float, zp_in: int, 
         r = resolve_axes(a, len(shape)) or []
         out_shape = ([1 if d in r else shape[d] for d in range(len(shape))] if keep
                      else [shape[d] for d in range(len(shape)) if d not in r])
-    axis = tensor_spec([len(axes)], axis_dtype, data=a.astype(axis_dtype) if const_axis else None)
-    return single_op_model(opcode, "ReducerOptions", {"keepDims": keep},
-                           [tensor_spec(shape, in_dtype, scale=s_in, zp=zp_in), axis],
-                           [tensor_spec(out_shape, in_dtype, scale=s_out, zp=zp_out)])
+    axis = T(axis_dtype, [len(axes)], data=a.astype(axis_dtype) if const_axis else None)
+    return single_op_model(opcode, [T(in_dtype, shape, (s_in, zp_in)), axis], [T(in_dtype, out_shape, (s_out, zp_out))],
+                           options("ReducerOptions", keepDims=keep), version=2)
 
 
 # -- converter-made models ---------------------------------------------------------------------------
@@ -83,22 +78,8 @@ def _reduce_2d():
     return zoo._randomize_biases(m), zoo._calib((1, 8, 6, 3))
 
 
-def _check_model(name: str, expected: dict[str, int], time_steps: int = 20) -> list:
-    data = zoo.build(name)
-    g = read_model(data)
-    ops = [op.opcode for op in g.operators]
-    for code, n in expected.items():
-        assert ops.count(code) == n, f"{name}: expected {n} {code}, the converter made {ops}"
-    checked = 0
-    for xs in int8_inputs(data, time_steps=time_steps):
-        for code in expected:
-            checked += oracle.check_ops(data, xs, code)
-    assert checked == 6 * sum(expected.values())
-    return [op for op in g.operators if op.opcode in expected]
-
-
 def test_global_pooling_after_conv1d():
-    ops = _check_model("ops_reduce_conv1d", {"MEAN": 4, "REDUCE_MAX": 2})
+    ops = check_converted("ops_reduce_conv1d", {"MEAN": 4, "REDUCE_MAX": 2})
     g = read_model(zoo.build("ops_reduce_conv1d"))
     means = [op for op in ops if op.opcode == "MEAN"]
     assert sorted(bool(op.options["keep_dims"]) for op in ops) == [False, False, False, True, True, True]
@@ -108,16 +89,16 @@ def test_global_pooling_after_conv1d():
 
 
 def test_global_pooling_after_lstm():
-    _check_model("ops_reduce_lstm", {"MEAN": 1, "REDUCE_MAX": 1})
+    check_converted("ops_reduce_lstm", {"MEAN": 1, "REDUCE_MAX": 1})
 
 
 @pytest.mark.parametrize("time_steps", [20, 7, 1])
 def test_global_pooling_dynamic_time(time_steps):
-    _check_model("ops_reduce_dynamic", {"MEAN": 1, "REDUCE_MAX": 1}, time_steps=time_steps)
+    check_converted("ops_reduce_dynamic", {"MEAN": 1, "REDUCE_MAX": 1}, time_steps=time_steps)
 
 
 def test_4d_keep_dims_mean():
-    ops = _check_model("ops_reduce_2d", {"MEAN": 1, "REDUCE_MAX": 1})
+    ops = check_converted("ops_reduce_2d", {"MEAN": 1, "REDUCE_MAX": 1})
     mean = next(op for op in ops if op.opcode == "MEAN")
     assert mean.options["keep_dims"]
 
@@ -165,7 +146,7 @@ def test_mean_integer_division_is_reproduced():
     data = reduce_model("MEAN", [1, 3, 1], [1], False, 0.1, 0, 0.1, 0)
     x = np.array([-128, -127, -127], np.int8).reshape(1, 3, 1)
     assert oracle.check_ops(data, [x], "MEAN") == 1
-    assert _kernel(data).run([x, None])[0].ravel().tolist() == [-127]
+    assert first_kernel(data).run([x, None])[0].ravel().tolist() == [-127]
 
 
 # -- SUM -------------------------------------------------------------------------------------------
@@ -182,11 +163,6 @@ def test_reference_int8_sum_is_broken_so_sum_is_refused():
 
 
 # -- refusals ----------------------------------------------------------------------------------------
-def _kernel(data: bytes):
-    g = read_model(data)
-    return build_kernel(g.operators[0], g, "tflite")
-
-
 @pytest.mark.parametrize("opcode, kwargs, message", [
     ("MEAN", dict(const_axis=False), "constant"),
     ("MEAN", dict(axes=[3]), "out of range"),
@@ -202,16 +178,15 @@ def test_bad_models_are_model_errors(opcode, kwargs, message):
     args = dict(shape=[1, 10, 8], axes=[1], keep=False, s_in=0.03, zp_in=-20, s_out=0.03, zp_out=-20)
     args.update(kwargs)
     with pytest.raises(ModelError, match=message):
-        _kernel(reduce_model(opcode, **args))
+        first_kernel(reduce_model(opcode, **args))
 
 
 def test_float_input_and_runtime_shape_are_refused():
-    data = single_op_model("MEAN", "ReducerOptions", {"keepDims": False},
-                           [tensor_spec([1, 10, 8], "float32"), tensor_spec([1], "int32", data=[1])],
-                           [tensor_spec([1, 8], "float32")])
+    data = single_op_model("MEAN", [T(np.float32, [1, 10, 8]), T(np.int32, [1], data=[1])], [T(np.float32, [1, 8])],
+                           options("ReducerOptions", keepDims=False), version=2)
     with pytest.raises(ModelError, match="must be int8"):
-        _kernel(data)
-    k = _kernel(reduce_model("MEAN", [1, 10, 8], [1], False, 0.03, -20, 0.02, 0))
+        first_kernel(data)
+    k = first_kernel(reduce_model("MEAN", [1, 10, 8], [1], False, 0.03, -20, 0.02, 0))
     with pytest.raises(ModelError, match="does not match"):
         k.run([np.zeros((1, 10, 9), np.int8), None])
     with pytest.raises(ModelError, match="rank 3"):

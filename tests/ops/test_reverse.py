@@ -3,20 +3,16 @@ reversed LSTM output gets other quantization parameters than its input and LiteR
 the raw integers, and hand-built single-op models (other types, several axes, refusals)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import zoo  # noqa: E402
-from oracle import check_ops  # noqa: E402
-from test_strided_slice import build_first, random_input, single_op_model  # noqa: E402
+import zoo
+from oracle import check_ops, find_op
+from tflite_build import one_input_model, random_input
 
-from edgelstm import ModelError  # noqa: E402
-from edgelstm.ops import build_kernel  # noqa: E402
-from edgelstm.tflite_reader import read_model  # noqa: E402
+from edgelstm import ModelError
+from edgelstm.ops import build_kernel
+from edgelstm.tflite_reader import read_model
 
 
 @zoo.zoo_model("ops_bidir")
@@ -54,7 +50,7 @@ def test_bidirectional():
 
 def test_bidirectional_dynamic_time():
     model = zoo.build("ops_bidir_dynamic")
-    g, op = build_first(model, "REVERSE_V2")
+    g, op = find_op(model, "REVERSE_V2")
     assert -1 in g.tensors[op.inputs[0]].shape_signature
     for t in (1, 2, 13):
         for xs in zoo.sample_inputs(model, n_random=2, time_steps=t):
@@ -64,26 +60,26 @@ def test_bidirectional_dynamic_time():
 @pytest.mark.parametrize("axes", [[0], [1], [-1], [0, 1], [2, 1], [-2, -1], [0, 1, 2]])
 @pytest.mark.parametrize("dtype", [np.int8, np.int32])
 def test_axes_vs_litert(axes, dtype):
-    model = single_op_model("REVERSE_V2", (2, 3, 4), dtype, [np.int32(axes)], (2, 3, 4), out_q=(0.2, -60))
+    model = one_input_model("REVERSE_V2", (2, 3, 4), dtype, [np.int32(axes)], (2, 3, 4), out_q=(0.2, -60))
     for seed in range(2):
         assert check_ops(model, [random_input((2, 3, 4), dtype, seed)], "REVERSE_V2") == 1
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, np.float32, np.bool_])
 def test_dtypes_vs_litert(dtype):
-    model = single_op_model("REVERSE_V2", (3, 5), dtype, [np.int32([0])], (3, 5))
+    model = one_input_model("REVERSE_V2", (3, 5), dtype, [np.int32([0])], (3, 5))
     assert check_ops(model, [random_input((3, 5), dtype)], "REVERSE_V2") == 1
 
 
 def test_dynamic_handmade_vs_litert():
-    model = single_op_model("REVERSE_V2", (2, 1, 3), np.int8, [np.int32([1])], (2, 1, 3),
+    model = one_input_model("REVERSE_V2", (2, 1, 3), np.int8, [np.int32([1])], (2, 1, 3),
                             x_sig=(2, -1, 3), out_sig=(2, -1, 3))
     for t in (1, 4):
         assert check_ops(model, [random_input((2, t, 3), np.int8, t)], "REVERSE_V2") == 1
 
 
 def test_output_never_aliases_input():
-    g, op = build_first(single_op_model("REVERSE_V2", (4,), np.int8, [np.int32([0])], (4,)), "REVERSE_V2")
+    g, op = find_op(one_input_model("REVERSE_V2", (4,), np.int8, [np.int32([0])], (4,)), "REVERSE_V2")
     x = np.arange(4, dtype=np.int8)
     (y,) = build_kernel(op, g, "tflite").run([x, g.tensors[op.inputs[1]].data])
     assert y.tolist() == [3, 2, 1, 0] and y.flags.c_contiguous and not np.shares_memory(x, y)
@@ -96,8 +92,8 @@ def test_output_never_aliases_input():
 def test_refusals(axes, match):
     axes = np.asarray(axes, dtype=getattr(axes, "dtype", np.int32))
     # an empty constant has no buffer, so start from a valid model and edit the axis tensor
-    model = single_op_model("REVERSE_V2", (2, 3, 4), np.int8, [axes if axes.size else np.int32([0])], (2, 3, 4))
-    g, op = build_first(model, "REVERSE_V2")
+    model = one_input_model("REVERSE_V2", (2, 3, 4), np.int8, [axes if axes.size else np.int32([0])], (2, 3, 4))
+    g, op = find_op(model, "REVERSE_V2")
     if not axes.size:
         t = g.tensors[op.inputs[1]]
         t.data, t.shape, t.shape_signature = axes, (0,), (0,)
@@ -106,7 +102,7 @@ def test_refusals(axes, match):
 
 
 def test_non_constant_axis_is_refused():
-    g, op = build_first(single_op_model("REVERSE_V2", (2, 3), np.int8, [np.int32([0])], (2, 3)), "REVERSE_V2")
+    g, op = find_op(one_input_model("REVERSE_V2", (2, 3), np.int8, [np.int32([0])], (2, 3)), "REVERSE_V2")
     g.tensors[op.inputs[1]].data = None
     with pytest.raises(ModelError, match="constant"):
         build_kernel(op, g, "tflite")

@@ -8,27 +8,19 @@ converter never produces.
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from ai_edge_litert import schema_py_generated as S
 
-sys.path.insert(0, str(Path(__file__).parent))
-import zoo  # noqa: E402
-from oracle import check_ops  # noqa: E402
-from test_strided_slice import build_first, random_input, single_op_model  # noqa: E402
+import zoo
+from oracle import check_ops, find_op, kernel_for, litert_run
+from tflite_build import edit, one_input_model, options, random_input
 
-from edgelstm import InputError, ModelError  # noqa: E402
-from edgelstm.ops import build_kernel  # noqa: E402
-from edgelstm.tflite_reader import read_model  # noqa: E402
-from edgelstm.verify import verify  # noqa: E402
-
-
-def _schema():
-    from ai_edge_litert import schema_py_generated as S
-
-    return S
+from edgelstm import InputError, ModelError
+from edgelstm.ops import build_kernel
+from edgelstm.tflite_reader import read_model
+from edgelstm.verify import verify
 
 
 # -- the converter's graphs -------------------------------------------------------------------------
@@ -81,13 +73,8 @@ def test_converter_graph_end_to_end(name):
 
 # -- model surgery for single-op models ---------------------------------------------------------------
 def edit_model(model: bytes, fn) -> bytes:
-    import flatbuffers
-
-    m = _schema().ModelT.InitFromPackedBuf(model, 0)
-    fn(m.subgraphs[0])
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
+    """`tflite_build.edit` with `fn` applied to the (only) subgraph."""
+    return edit(model, lambda m: fn(m.subgraphs[0]))
 
 
 def as_model_inputs(model: bytes, tensors, sig=None) -> bytes:
@@ -116,54 +103,27 @@ def with_outputs(model: bytes, n: int) -> bytes:
     return edit_model(model, fn)
 
 
-def litert_run(model: bytes, xs):
-    """LiteRT's outputs, or None if it refuses the model or the inputs."""
-    from ai_edge_litert import interpreter as lit
-
-    try:
-        it = lit.Interpreter(model_content=model, experimental_op_resolver_type=lit.OpResolverType.BUILTIN_REF)
-        it.allocate_tensors()
-        for d, x in zip(it.get_input_details(), xs):
-            if tuple(d["shape"]) != x.shape:
-                it.resize_tensor_input(d["index"], x.shape)
-                it.allocate_tensors()
-        for d, x in zip(it.get_input_details(), xs):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-    except (RuntimeError, ValueError):
-        return None
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
-
-
-def kernel_of(model: bytes, opcode: str):
-    g, op = build_first(model, opcode)
-    return build_kernel(op, g, "tflite")
-
-
 # -- SHAPE -------------------------------------------------------------------------------------------
 def shape_opts(out_type):
-    S = _schema()
-    o = S.ShapeOptionsT()
-    o.outType = out_type
-    return o, S.BuiltinOptions.ShapeOptions
+    return options("ShapeOptions", outType=out_type)
 
 
 @pytest.mark.parametrize("out_type,dtype", [(2, np.int32), (4, np.int64)])
 @pytest.mark.parametrize("x_dtype", [np.int8, np.float32])
 def test_shape_vs_litert(out_type, dtype, x_dtype):
-    model = single_op_model("SHAPE", (1, 1, 4), x_dtype, [], (3,), shape_opts(out_type),
+    model = one_input_model("SHAPE", (1, 1, 4), x_dtype, [], (3,), shape_opts(out_type),
                             x_sig=(1, -1, 4), out_dtype=dtype)
     for t in (1, 7):
         xs = [random_input((1, t, 4), x_dtype, t)]
         assert check_ops(model, xs, "SHAPE") == 1
-        (y,) = kernel_of(model, "SHAPE").run(xs)
+        (y,) = kernel_for(model, "SHAPE")[0].run(xs)
         assert y.dtype == dtype and y.tolist() == [1, t, 4]
 
 
 def test_shape_of_scalar():
     # LiteRT's Python API cannot hand back a zero-size tensor, so this one is checked by hand
-    model = single_op_model("SHAPE", (), np.int32, [], (0,), shape_opts(2))
-    (y,) = kernel_of(model, "SHAPE").run([np.array(5, np.int32)])
+    model = one_input_model("SHAPE", (), np.int32, [], (0,), shape_opts(2))
+    (y,) = kernel_for(model, "SHAPE")[0].run([np.array(5, np.int32)])
     assert y.dtype == np.int32 and y.shape == (0,)
 
 
@@ -175,22 +135,19 @@ def test_shape_refusals():
         (shape_opts(2), np.int64, (2,), "declared INT64"),
         (shape_opts(4), np.int64, (3,), r"\[2\] shape"),
     ]:
-        model = single_op_model("SHAPE", (2, 3), np.float32, [], out_shape, opts, out_dtype=out_dtype)
+        model = one_input_model("SHAPE", (2, 3), np.float32, [], out_shape, opts, out_dtype=out_dtype)
         with pytest.raises(ModelError, match=match):
-            kernel_of(model, "SHAPE")
-    assert litert_run(single_op_model("SHAPE", (2, 3), np.float32, [], (2,), None, out_dtype=np.int32), [x]) is None
-    k = kernel_of(single_op_model("SHAPE", (1, 2, 3), np.float32, [], (3,), shape_opts(2),
-                                  x_sig=(1, -1, 3), out_dtype=np.int32), "SHAPE")
+            kernel_for(model, "SHAPE")[0]
+    assert litert_run(one_input_model("SHAPE", (2, 3), np.float32, [], (2,), None, out_dtype=np.int32), [x]) is None
+    k = kernel_for(one_input_model("SHAPE", (1, 2, 3), np.float32, [], (3,), shape_opts(2),
+                                   x_sig=(1, -1, 3), out_dtype=np.int32), "SHAPE")[0]
     with pytest.raises(ModelError, match="shape"):
         k.run([np.zeros((1, 2, 4), np.float32)])
 
 
 # -- GATHER ------------------------------------------------------------------------------------------
 def gather_opts(axis, batch_dims=0):
-    S = _schema()
-    o = S.GatherOptionsT()
-    o.axis, o.batchDims = axis, batch_dims
-    return o, S.BuiltinOptions.GatherOptions
+    return options("GatherOptions", axis=axis, batchDims=batch_dims)
 
 
 def gather_shape(x_shape, idx_shape, axis, batch_dims=0):
@@ -217,7 +174,7 @@ GATHER_CASES = [  # (params shape, params dtype, indices, axis, batch_dims)
 def test_gather_constant_indices_vs_litert(case):
     shape, dtype, idx, axis, bd = GATHER_CASES[case]
     out = gather_shape(shape, idx.shape, axis, bd % max(idx.ndim, 1) if bd < 0 else bd)
-    model = single_op_model("GATHER", shape, dtype, [idx], out, gather_opts(axis, bd), out_q=(0.7, -9))
+    model = one_input_model("GATHER", shape, dtype, [idx], out, gather_opts(axis, bd), out_q=(0.7, -9))
     for seed in range(2):
         assert check_ops(model, [random_input(shape, dtype, seed)], "GATHER") == 1
 
@@ -226,7 +183,7 @@ def test_gather_constant_indices_vs_litert(case):
 def test_gather_computed_indices_vs_litert(case):
     shape, dtype, idx, axis, bd = GATHER_CASES[case]
     out = gather_shape(shape, idx.shape, axis, bd)
-    model = as_model_inputs(single_op_model("GATHER", shape, dtype, [idx], out, gather_opts(axis, bd)), [1])
+    model = as_model_inputs(one_input_model("GATHER", shape, dtype, [idx], out, gather_opts(axis, bd)), [1])
     assert read_model(model).tensors[1].data is None
     rng = np.random.default_rng(case)
     size = shape[axis]
@@ -238,9 +195,9 @@ def test_gather_computed_indices_vs_litert(case):
 def test_gather_dynamic_params_vs_litert():
     """Along the dynamic time axis, and across it, with the output resizing with T."""
     idx = np.int32([0, 0])
-    model = single_op_model("GATHER", (1, 1, 4), np.int8, [idx], (1, 2, 4), gather_opts(1),
+    model = one_input_model("GATHER", (1, 1, 4), np.int8, [idx], (1, 2, 4), gather_opts(1),
                             x_sig=(1, -1, 4), out_sig=(1, 2, 4))
-    model2 = single_op_model("GATHER", (1, 1, 4), np.int8, [np.int32([3, 1])], (1, 1, 2), gather_opts(2),
+    model2 = one_input_model("GATHER", (1, 1, 4), np.int8, [np.int32([3, 1])], (1, 1, 2), gather_opts(2),
                              x_sig=(1, -1, 4), out_sig=(1, -1, 2))
     for t in (1, 6):
         x = random_input((1, t, 4), np.int8, t)
@@ -251,25 +208,25 @@ def test_gather_dynamic_params_vs_litert():
 def test_gather_out_of_range_index():
     x = random_input((2, 3, 4), np.int8)
     for bad in (np.int32([0, 3]), np.int32([-1, 0]), np.int64([0, 1 << 40])):
-        const = single_op_model("GATHER", (2, 3, 4), np.int8, [bad], (2, 2, 4), gather_opts(1))
+        const = one_input_model("GATHER", (2, 3, 4), np.int8, [bad], (2, 2, 4), gather_opts(1))
         assert litert_run(const, [x]) is None  # LiteRT refuses the index too
         with pytest.raises(ModelError, match="out of range"):
-            kernel_of(const, "GATHER")
+            kernel_for(const, "GATHER")[0]
         computed = as_model_inputs(const, [1])
         assert litert_run(computed, [x, bad]) is None
-        k = kernel_of(computed, "GATHER")
+        k = kernel_for(computed, "GATHER")[0]
         with pytest.raises(InputError, match="out of range"):
             k.run([x, bad])
     # a constant index past a dynamic axis is only known to be wrong at run time
-    model = single_op_model("GATHER", (1, 5, 2), np.int8, [np.int32([4])], (1, 1, 2), gather_opts(1),
+    model = one_input_model("GATHER", (1, 5, 2), np.int8, [np.int32([4])], (1, 1, 2), gather_opts(1),
                             x_sig=(1, -1, 2))
-    k = kernel_of(model, "GATHER")
+    k = kernel_for(model, "GATHER")[0]
     assert check_ops(model, [random_input((1, 5, 2), np.int8)], "GATHER") == 1
     assert litert_run(model, [random_input((1, 3, 2), np.int8)]) is None
     with pytest.raises(ModelError, match="index 4 is out of range"):
         k.run([random_input((1, 3, 2), np.int8), np.int32([4])])
     # computed from the graph (not a model input): a ModelError
-    g, op = build_first(single_op_model("GATHER", (3,), np.int32, [np.int32([0])], (1,), gather_opts(0)), "GATHER")
+    g, op = find_op(one_input_model("GATHER", (3,), np.int32, [np.int32([0])], (1,), gather_opts(0)), "GATHER")
     g.tensors[op.inputs[1]].data = None
     with pytest.raises(ModelError, match="out of range"):
         build_kernel(op, g, "tflite").run([np.int32([1, 2, 3]), np.int32([3])])
@@ -287,17 +244,14 @@ def test_gather_refusals():
         (gather_opts(1), np.int32([0]), (2, 1, 4), np.int16, "type"),
     ]
     for opts, idx, out, out_dtype, match in cases:
-        model = single_op_model("GATHER", (2, 3, 4), np.int8, [idx], out, opts, out_dtype=out_dtype)
+        model = one_input_model("GATHER", (2, 3, 4), np.int8, [idx], out, opts, out_dtype=out_dtype)
         with pytest.raises(ModelError, match=match):
-            kernel_of(model, "GATHER")
+            kernel_for(model, "GATHER")[0]
 
 
 # -- REDUCE_PROD -------------------------------------------------------------------------------------
 def reducer_opts(keep_dims):
-    S = _schema()
-    o = S.ReducerOptionsT()
-    o.keepDims = keep_dims
-    return o, S.BuiltinOptions.ReducerOptions
+    return options("ReducerOptions", keepDims=keep_dims)
 
 
 def prod_shape(shape, axes, keep):
@@ -311,7 +265,7 @@ def prod_shape(shape, axes, keep):
 @pytest.mark.parametrize("keep", [False, True])
 def test_reduce_prod_vs_litert(axes, keep):
     shape = (2, 3, 4)
-    model = single_op_model("REDUCE_PROD", shape, np.int32, [np.int32(axes)], prod_shape(shape, axes, keep),
+    model = one_input_model("REDUCE_PROD", shape, np.int32, [np.int32(axes)], prod_shape(shape, axes, keep),
                             reducer_opts(keep))
     rng = np.random.default_rng(len(axes))
     small = rng.integers(-9, 10, size=shape).astype(np.int32)
@@ -321,56 +275,50 @@ def test_reduce_prod_vs_litert(axes, keep):
 
 
 def test_reduce_prod_scalar_and_dynamic_vs_litert():
-    scalar = single_op_model("REDUCE_PROD", (), np.int32, [np.int32([0])], (), reducer_opts(False))
+    scalar = one_input_model("REDUCE_PROD", (), np.int32, [np.int32([0])], (), reducer_opts(False))
     assert check_ops(scalar, [np.array(-7, np.int32)], "REDUCE_PROD") == 1  # axes ignored on a scalar
-    dyn = single_op_model("REDUCE_PROD", (1, 1, 3), np.int32, [np.int32([1])], (1, 3), reducer_opts(False),
+    dyn = one_input_model("REDUCE_PROD", (1, 1, 3), np.int32, [np.int32([1])], (1, 3), reducer_opts(False),
                           x_sig=(1, -1, 3))
     for t in (1, 4, 9):
         assert check_ops(dyn, [random_input((1, t, 3), np.int32, t)], "REDUCE_PROD") == 1
 
 
 def test_reduce_prod_refusals():
-    int8 = single_op_model("REDUCE_PROD", (2, 3), np.int8, [np.int32([1])], (2,), reducer_opts(False))
+    int8 = one_input_model("REDUCE_PROD", (2, 3), np.int8, [np.int32([1])], (2,), reducer_opts(False))
     with pytest.raises(ModelError, match="int8 REDUCE_PROD is not supported"):
-        kernel_of(int8, "REDUCE_PROD")
+        kernel_for(int8, "REDUCE_PROD")[0]
     for axes, out, match in [([2], (2,), "out of range"), ([-3], (2,), "out of range"),
                              ([1], (3,), "should have shape")]:
-        model = single_op_model("REDUCE_PROD", (2, 3), np.int32, [np.int32(axes)], out, reducer_opts(False))
+        model = one_input_model("REDUCE_PROD", (2, 3), np.int32, [np.int32(axes)], out, reducer_opts(False))
         with pytest.raises(ModelError, match=match):
-            kernel_of(model, "REDUCE_PROD")
-    model = single_op_model("REDUCE_PROD", (2, 3), np.int32, [np.int64([1])], (2,), reducer_opts(False))
+            kernel_for(model, "REDUCE_PROD")[0]
+    model = one_input_model("REDUCE_PROD", (2, 3), np.int32, [np.int64([1])], (2,), reducer_opts(False))
     with pytest.raises(ModelError, match="int32"):
-        kernel_of(model, "REDUCE_PROD")
-    g, op = build_first(single_op_model("REDUCE_PROD", (2, 3), np.int32, [np.int32([1])], (2,),
-                                        reducer_opts(False)), "REDUCE_PROD")
+        kernel_for(model, "REDUCE_PROD")[0]
+    g, op = find_op(one_input_model("REDUCE_PROD", (2, 3), np.int32, [np.int32([1])], (2,),
+                                    reducer_opts(False)), "REDUCE_PROD")
     g.tensors[op.inputs[1]].data = None
     with pytest.raises(ModelError, match="constant"):
         build_kernel(op, g, "tflite")
 
     def quantize_x(sg):
-        qp = _schema().QuantizationParametersT()
+        qp = S.QuantizationParametersT()
         qp.scale, qp.zeroPoint = [0.5], [0]
         sg.tensors[0].quantization = qp
-    quantized = edit_model(single_op_model("REDUCE_PROD", (2, 3), np.int32, [np.int32([1])], (2,),
+    quantized = edit_model(one_input_model("REDUCE_PROD", (2, 3), np.int32, [np.int32([1])], (2,),
                                            reducer_opts(False)), quantize_x)
     assert litert_run(quantized, [np.ones((2, 3), np.int32)]) is None
     with pytest.raises(ModelError, match="quantization"):
-        kernel_of(quantized, "REDUCE_PROD")
+        kernel_for(quantized, "REDUCE_PROD")[0]
 
 
 # -- PACK / UNPACK -----------------------------------------------------------------------------------
 def pack_opts(n, axis):
-    S = _schema()
-    o = S.PackOptionsT()
-    o.valuesCount, o.axis = n, axis
-    return o, S.BuiltinOptions.PackOptions
+    return options("PackOptions", valuesCount=n, axis=axis)
 
 
 def unpack_opts(n, axis):
-    S = _schema()
-    o = S.UnpackOptionsT()
-    o.num, o.axis = n, axis
-    return o, S.BuiltinOptions.UnpackOptions
+    return options("UnpackOptions", num=n, axis=axis)
 
 
 def pack_model(shape, dtype, consts, out_shape, opts, **kw) -> bytes:
@@ -378,7 +326,7 @@ def pack_model(shape, dtype, consts, out_shape, opts, **kw) -> bytes:
     def fn(sg):
         for i in sg.operators[0].inputs[1:]:
             sg.tensors[i].quantization = copy.deepcopy(sg.tensors[0].quantization)
-    return edit_model(single_op_model("PACK", shape, dtype, consts, out_shape, opts, **kw), fn)
+    return edit_model(one_input_model("PACK", shape, dtype, consts, out_shape, opts, **kw), fn)
 
 
 def stacked(shape, n, axis):
@@ -400,9 +348,9 @@ def test_pack_vs_litert(axis, dtype):
 
 
 def test_pack_scalars_and_dynamic_vs_litert():
-    scalars = single_op_model("PACK", (), np.int32, [np.int32(7)], (2,), pack_opts(2, 0))
+    scalars = one_input_model("PACK", (), np.int32, [np.int32(7)], (2,), pack_opts(2, 0))
     assert check_ops(scalars, [np.array(-3, np.int32)], "PACK") == 1
-    dyn = single_op_model("PACK", (1, 4), np.int8, [], (1, 1, 4), pack_opts(1, 1), x_sig=(-1, 4), out_sig=(-1, 1, 4))
+    dyn = one_input_model("PACK", (1, 4), np.int8, [], (1, 1, 4), pack_opts(1, 1), x_sig=(-1, 4), out_sig=(-1, 1, 4))
     for t in (1, 5):
         assert check_ops(dyn, [random_input((t, 4), np.int8, t)], "PACK") == 1
 
@@ -413,18 +361,18 @@ def test_unpack_vs_litert(axis, dtype):
     shape = (2, 3, 4)
     n = shape[axis]
     rest = tuple(d for i, d in enumerate(shape) if i != axis % 3)
-    model = with_outputs(single_op_model("UNPACK", shape, dtype, [], rest, unpack_opts(n, axis)), n)
+    model = with_outputs(one_input_model("UNPACK", shape, dtype, [], rest, unpack_opts(n, axis)), n)
     for seed in range(2):
         assert check_ops(model, [random_input(shape, dtype, seed)], "UNPACK") == 1
 
 
 def test_unpack_dynamic_vs_litert():
-    model = with_outputs(single_op_model("UNPACK", (1, 1, 2), np.int8, [], (1, 1), unpack_opts(2, 2),
+    model = with_outputs(one_input_model("UNPACK", (1, 1, 2), np.int8, [], (1, 1), unpack_opts(2, 2),
                                          x_sig=(1, -1, 2), out_sig=(1, -1)), 2)
     for t in (1, 6):
         x = random_input((1, t, 2), np.int8, t)
         assert check_ops(model, [x], "UNPACK") == 1
-        ys = kernel_of(model, "UNPACK").run([x])
+        ys = kernel_for(model, "UNPACK")[0].run([x])
         assert all(not np.shares_memory(x, y) for y in ys)
 
 
@@ -441,12 +389,12 @@ def test_pack_unpack_refusals():
     ]:
         model = pack_model((1, 3), np.int8, consts, out, opts, out_q=out_q)
         with pytest.raises(ModelError, match=match):
-            kernel_of(model, "PACK")
+            kernel_for(model, "PACK")[0]
     assert litert_run(pack_model((1, 3), np.int8, [a], (2, 1, 3), pack_opts(2, 0), out_q=(0.5, 0)), [a]) is None
-    assert litert_run(single_op_model("PACK", (1, 3), np.int8, [a], (2, 1, 3), pack_opts(2, 0)), [a]) is None
-    bool_pack = single_op_model("PACK", (3,), np.bool_, [np.bool_([1, 0, 1])], (2, 3), pack_opts(2, 0))
+    assert litert_run(one_input_model("PACK", (1, 3), np.int8, [a], (2, 1, 3), pack_opts(2, 0)), [a]) is None
+    bool_pack = one_input_model("PACK", (3,), np.bool_, [np.bool_([1, 0, 1])], (2, 3), pack_opts(2, 0))
     with pytest.raises(ModelError, match="is BOOL"):
-        kernel_of(bool_pack, "PACK")
+        kernel_for(bool_pack, "PACK")[0]
     for n_out, opts, out, x_dtype, out_q, match in [
         (2, unpack_opts(2, 1), (2,), np.int8, None, "num is 2"),
         (3, unpack_opts(3, 2), (2,), np.int8, None, "axis 2"),
@@ -455,12 +403,12 @@ def test_pack_unpack_refusals():
         (3, unpack_opts(3, 1), (3,), np.int8, None, "declared"),
         (3, unpack_opts(3, 1), (2,), np.int64, None, "is INT64"),
     ]:
-        model = with_outputs(single_op_model("UNPACK", (2, 3), x_dtype, [], out, opts, out_q=out_q), n_out)
+        model = with_outputs(one_input_model("UNPACK", (2, 3), x_dtype, [], out, opts, out_q=out_q), n_out)
         with pytest.raises(ModelError, match=match):
-            kernel_of(model, "UNPACK")
+            kernel_for(model, "UNPACK")[0]
     # a dynamic axis that turns out to have the wrong length
-    model = with_outputs(single_op_model("UNPACK", (1, 2), np.int8, [], (1,), unpack_opts(2, 1),
+    model = with_outputs(one_input_model("UNPACK", (1, 2), np.int8, [], (1,), unpack_opts(2, 1),
                                          x_sig=(1, -1)), 2)
-    k = kernel_of(model, "UNPACK")
+    k = kernel_for(model, "UNPACK")[0]
     with pytest.raises(ModelError, match="cannot be unpacked"):
         k.run([np.int8([[1, 2, 3]])])

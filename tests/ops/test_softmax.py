@@ -10,16 +10,15 @@ import subprocess
 import sys
 import textwrap
 
-import flatbuffers
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as S
 
 import edgelstm
 import zoo
-from edgelstm.ops import build_kernel
 from edgelstm.tflite_reader import read_model
-from oracle import check_ops
+from oracle import check_ops, first_kernel
+from tflite_build import edit
 
 WIDTHS = (2, 3, 10, 64)
 ROWS = 256
@@ -64,17 +63,9 @@ def _dense_heads():
     return zoo._randomize_biases(m, scale=1.0), zoo._calib((1, 12), scale=2.0)
 
 
-# -- flatbuffer editing ------------------------------------------------------------------------------
-def mutate(model_bytes: bytes, edit) -> bytes:
-    m = S.ModelT.InitFromPackedBuf(model_bytes, 0)
-    edit(m)
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
+# -- flatbuffer editing (tests/tflite_build.py) -------------------------------------------------------
 def edited(model_bytes: bytes, in_q=None, out_q=None, beta=None, out_type=None, shape=None) -> bytes:
-    def edit(m):
+    def fn(m):
         sg = m.subgraphs[0]
         op = sg.operators[0]
         tin, tout = sg.tensors[op.inputs[0]], sg.tensors[op.outputs[0]]
@@ -88,12 +79,7 @@ def edited(model_bytes: bytes, in_q=None, out_q=None, beta=None, out_type=None, 
         if shape is not None:
             for t in (tin, tout):
                 t.shape, t.shapeSignature = list(shape), None
-    return mutate(model_bytes, edit)
-
-
-def _kernel(model_bytes: bytes):
-    g = read_model(model_bytes)
-    return build_kernel(g.operators[0], g, "tflite")
+    return edit(model_bytes, fn)
 
 
 def crafted_rows(width: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -189,7 +175,7 @@ def test_512_equal_values_abort_litert_and_raise_here(tmp_path):
     model = edited(zoo.build("ops_softmax_in_w64"), shape=(1, 2, 512))
     x = np.zeros((1, 2, 512), np.int8)
     with pytest.raises(edgelstm.ModelError, match="512"):
-        _kernel(model).run([x])
+        first_kernel(model).run([x])
     path = tmp_path / "wide.tflite"
     path.write_bytes(model)
     script = textwrap.dedent(f"""
@@ -210,28 +196,28 @@ def test_512_equal_values_abort_litert_and_raise_here(tmp_path):
 def test_bad_models_raise_model_error():
     base = zoo.build("ops_softmax_in_w3")
     with pytest.raises(edgelstm.ModelError, match="1/256, -128"):
-        _kernel(edited(base, out_q=(1 / 256, -127)))
+        first_kernel(edited(base, out_q=(1 / 256, -127)))
     with pytest.raises(edgelstm.ModelError, match="1/256, -128"):
-        _kernel(edited(base, out_q=(1 / 128, -128)))
+        first_kernel(edited(base, out_q=(1 / 128, -128)))
     with pytest.raises(edgelstm.ModelError, match="1/256, -128"):
-        _kernel(edited(base, out_q=(1.002 / 256, -128)))
+        first_kernel(edited(base, out_q=(1.002 / 256, -128)))
     # inside LiteRT's tolerance the scale is accepted and ignored, by both
     near = edited(base, out_q=(1.0005 / 256, -128))
     assert check_ops(near, [crafted_rows(3, np.random.default_rng(0))[0]], "SOFTMAX") == 1
     with pytest.raises(edgelstm.ModelError, match="must be int8"):
-        _kernel(edited(base, out_type=S.TensorType.INT16))
+        first_kernel(edited(base, out_type=S.TensorType.INT16))
     for beta in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(edgelstm.ModelError, match="beta"):
-            _kernel(edited(base, beta=beta))
+            first_kernel(edited(base, beta=beta))
     with pytest.raises(edgelstm.ModelError, match="beta"):  # beta * scale * 2^26 <= 1
-        _kernel(edited(base, in_q=(1e-8, 0)))
+        first_kernel(edited(base, in_q=(1e-8, 0)))
     with pytest.raises(edgelstm.ModelError, match="at least one dimension"):
-        _kernel(edited(base, shape=()))
+        first_kernel(edited(base, shape=()))
 
     def two_inputs(m):
         op = m.subgraphs[0].operators[0]
         op.inputs = list(op.inputs) * 2
     with pytest.raises(edgelstm.ModelError, match="expects 1 inputs"):
-        _kernel(mutate(base, two_inputs))
+        first_kernel(edit(base, two_inputs))
     with pytest.raises(edgelstm.ModelError, match="int8 input"):
-        _kernel(base).run([np.zeros((1, ROWS, 3), np.uint8)])
+        first_kernel(base).run([np.zeros((1, ROWS, 3), np.uint8)])

@@ -7,105 +7,26 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import zoo
-from oracle import check_ops
+from oracle import check_ops, find_op
 from edgelstm import ModelError
 from edgelstm.ops import build_kernel
 from edgelstm.ops.strided_slice import SliceSpec, apply_plan
 from edgelstm.tflite_reader import read_model
-
-_NP2TFL = {np.dtype(np.float32): 0, np.dtype(np.int32): 2, np.dtype(np.uint8): 3, np.dtype(np.int64): 4,
-           np.dtype(np.bool_): 6, np.dtype(np.int16): 7, np.dtype(np.int8): 9}
-
-
-# -- a single-op .tflite builder (also used by the other movement-op tests) -------------------------
-def single_op_model(opcode: str, x_shape, x_dtype, consts, out_shape, options=None, x_sig=None,
-                    out_sig=None, in_q=(0.05, 3), out_q=None, out_dtype=None) -> bytes:
-    """A model with one `opcode` op: input 0 is the model input, then one constant tensor per entry
-    of `consts` (None = an absent optional input, -1). `options` is an (options object, union type)
-    pair from ai_edge_litert's schema bindings. Integer tensors get per-tensor quantization."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as S
-
-    m = S.ModelT()
-    m.version = 3
-    oc = S.OperatorCodeT()
-    code = getattr(S.BuiltinOperator, opcode)
-    oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = code, min(code, 127), 1
-    m.operatorCodes = [oc]
-    bufs, tensors = [S.BufferT()], []
-
-    def tensor(name, shape, dtype, data=None, sig=None, q=None):
-        t = S.TensorT()
-        t.name, t.shape, t.type = name, list(shape), _NP2TFL[np.dtype(dtype)]
-        if sig is not None:
-            t.shapeSignature = list(sig)
-        t.buffer = 0
-        if data is not None:
-            b = S.BufferT()
-            b.data = np.ascontiguousarray(data, dtype=dtype).view(np.uint8).ravel().tolist()
-            bufs.append(b)
-            t.buffer = len(bufs) - 1
-        if q is not None:
-            qp = S.QuantizationParametersT()
-            qp.scale, qp.zeroPoint = [q[0]], [q[1]]
-            t.quantization = qp
-        tensors.append(t)
-        return len(tensors) - 1
-
-    quantized = np.dtype(x_dtype) in (np.int8, np.uint8, np.int16)
-    xi = tensor("x", x_shape, x_dtype, sig=x_sig, q=in_q if quantized else None)
-    ins = [xi]
-    for k, c in enumerate(consts):
-        if c is None:
-            ins.append(-1)
-        else:
-            c = np.asarray(c)
-            ins.append(tensor(f"c{k}", c.shape, c.dtype, data=c))
-    yi = tensor("y", out_shape, out_dtype or x_dtype, sig=out_sig, q=(out_q or in_q) if quantized else None)
-    op = S.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, ins, [yi]
-    if options is not None:
-        op.builtinOptions, op.builtinOptionsType = options
-    sg = S.SubGraphT()
-    sg.tensors, sg.inputs, sg.outputs, sg.operators = tensors, [xi], [yi], [op]
-    m.subgraphs, m.buffers = [sg], bufs
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
-def random_input(shape, dtype, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    dt = np.dtype(dtype)
-    if dt == np.bool_:
-        return rng.integers(0, 2, size=shape).astype(np.bool_)
-    if dt.kind == "f":
-        return rng.normal(size=shape).astype(dt)
-    info = np.iinfo(dt)
-    return rng.integers(max(info.min, -1 << 20), min(info.max, 1 << 20), size=shape, endpoint=True).astype(dt)
-
-
-def build_first(model: bytes, opcode: str):
-    graph = read_model(model)
-    op = next(o for o in graph.operators if o.opcode == opcode)
-    return graph, op
+from tflite_build import one_input_model, options, random_input
 
 
 # -- STRIDED_SLICE helpers --------------------------------------------------------------------------
 def ss_model(x_shape, begin, end, strides, x_dtype=np.int8, x_sig=None, out_shape=None, out_sig=None,
              out_q=None, **masks) -> bytes:
-    from ai_edge_litert import schema_py_generated as S
-
-    o = S.StridedSliceOptionsT()
-    o.beginMask, o.endMask = masks.get("begin_mask", 0), masks.get("end_mask", 0)
-    o.shrinkAxisMask, o.ellipsisMask = masks.get("shrink_axis_mask", 0), masks.get("ellipsis_mask", 0)
-    o.newAxisMask, o.offset = masks.get("new_axis_mask", 0), masks.get("offset", False)
+    o = options("StridedSliceOptions", beginMask=masks.get("begin_mask", 0), endMask=masks.get("end_mask", 0),
+                shrinkAxisMask=masks.get("shrink_axis_mask", 0), ellipsisMask=masks.get("ellipsis_mask", 0),
+                newAxisMask=masks.get("new_axis_mask", 0), offset=masks.get("offset", False))
     if out_shape is None:  # the declared shape must be what the op computes; derive it from the spec
         spec = SliceSpec(tuple(begin), tuple(end), tuple(strides), **masks)
         out_shape = spec.plan(tuple(x_shape))[0]
-    return single_op_model("STRIDED_SLICE", x_shape, x_dtype,
+    return one_input_model("STRIDED_SLICE", x_shape, x_dtype,
                            [np.int32(begin), np.int32(end), np.int32(strides)], out_shape,
-                           (o, S.BuiltinOptions.StridedSliceOptions), x_sig=x_sig, out_sig=out_sig, out_q=out_q)
+                           o, x_sig=x_sig, out_sig=out_sig, out_q=out_q)
 
 
 # Cases the converter never emits, each checked against LiteRT: (shape, begin, end, strides, masks).
@@ -323,7 +244,7 @@ def test_converter_masks():
 
 def test_dynamic_time():
     model = zoo.build("ops_ss_dynamic")
-    g, op = build_first(model, "STRIDED_SLICE")
+    g, op = find_op(model, "STRIDED_SLICE")
     assert -1 in g.tensors[op.inputs[0]].shape_signature
     for t in (1, 4, 13):
         for xs in zoo.sample_inputs(model, n_random=2, time_steps=t):
@@ -332,7 +253,7 @@ def test_dynamic_time():
 
 # -- SLICE ------------------------------------------------------------------------------------------
 def slice_model(x_shape, begin, size, out_shape, idx_dtype=np.int32, **kw) -> bytes:
-    return single_op_model("SLICE", x_shape, kw.pop("x_dtype", np.int8),
+    return one_input_model("SLICE", x_shape, kw.pop("x_dtype", np.int8),
                            [np.asarray(begin, idx_dtype), np.asarray(size, idx_dtype)], out_shape, **kw)
 
 
@@ -369,33 +290,33 @@ def test_slice_dynamic_vs_litert():
 ])
 def test_bad_spec_is_refused(b, e, s, masks, match):
     model = ss_model((2, 3, 4), b, e, s, out_shape=(1,), **masks)
-    g, op = build_first(model, "STRIDED_SLICE")
+    g, op = find_op(model, "STRIDED_SLICE")
     with pytest.raises(ModelError, match=match):
         build_kernel(op, g, "tflite")
 
 
 def test_bad_tensors_are_refused():
     good = ss_model((2, 3, 4), [0, -1, 0], [0, 0, 0], [1, 1, 1], begin_mask=5, end_mask=5, shrink_axis_mask=2)
-    g, op = build_first(good, "STRIDED_SLICE")
+    g, op = find_op(good, "STRIDED_SLICE")
     build_kernel(op, g, "tflite")
     g.tensors[op.inputs[1]].data = None  # begin computed at run time
     with pytest.raises(ModelError, match="constant"):
         build_kernel(op, g, "tflite")
-    g, op = build_first(good, "STRIDED_SLICE")
+    g, op = find_op(good, "STRIDED_SLICE")
     g.tensors[op.outputs[0]].shape_signature = (2, 3)  # declares something the op does not compute
     with pytest.raises(ModelError, match="declares"):
         build_kernel(op, g, "tflite")
-    g, op = build_first(good, "STRIDED_SLICE")
+    g, op = find_op(good, "STRIDED_SLICE")
     g.tensors[op.inputs[2]].data = np.int32([0, 0])  # end shorter than begin
     with pytest.raises(ModelError, match="same number"):
         build_kernel(op, g, "tflite")
     bad_dtype = ss_model((2, 3, 4), [0, 0, 0], [1, 1, 1], [1, 1, 1], out_shape=(1, 1, 1))
-    g, op = build_first(bad_dtype, "STRIDED_SLICE")
+    g, op = find_op(bad_dtype, "STRIDED_SLICE")
     g.tensors[op.outputs[0]].dtype = np.dtype(np.int16)
     with pytest.raises(ModelError, match="type"):
         build_kernel(op, g, "tflite")
-    single = single_op_model("STRIDED_SLICE", (2,), np.float32, [np.int32([0]), np.int32([1]), np.int32([1])], (1,))
-    g, op = build_first(single, "STRIDED_SLICE")
+    single = one_input_model("STRIDED_SLICE", (2,), np.float32, [np.int32([0]), np.int32([1]), np.int32([1])], (1,))
+    g, op = find_op(single, "STRIDED_SLICE")
     g.tensors[op.inputs[0]].dtype, g.tensors[op.inputs[0]].type_name = np.dtype(np.float16), "FLOAT16"
     with pytest.raises(ModelError, match="FLOAT16"):
         build_kernel(op, g, "tflite")
@@ -405,7 +326,7 @@ def test_runtime_shape_is_validated():
     """A dynamic time axis too short for a fixed shrink index fails with ModelError, never garbage."""
     model = ss_model((1, 1, 4), [0, 3, 0], [0, 0, 0], [1, 1, 1], x_sig=(1, -1, 4), out_shape=(1, 4),
                      out_sig=(1, 4), begin_mask=5, end_mask=5, shrink_axis_mask=2)
-    g, op = build_first(model, "STRIDED_SLICE")
+    g, op = find_op(model, "STRIDED_SLICE")
     k = build_kernel(op, g, "tflite")  # no error yet: the time length is unknown
     consts = [g.tensors[i].data for i in op.inputs[1:]]
     ok = k.run([random_input((1, 5, 4), np.int8)] + consts)[0]
@@ -419,10 +340,10 @@ def test_runtime_shape_is_validated():
 def test_slice_refusals():
     for begin, size, match in [([0, 0, 3], [1, 1, 2], "does not fit"), ([0, 0, -1], [1, 1, 1], ">= 0"),
                                ([0, 0, 0], [1, 1, -2], ">= -1"), ([0, 0], [1, 1], "3 entries")]:
-        g, op = build_first(slice_model((2, 3, 4), begin, size, (1, 1, 1)), "SLICE")
+        g, op = find_op(slice_model((2, 3, 4), begin, size, (1, 1, 1)), "SLICE")
         with pytest.raises(ModelError, match=match):
             build_kernel(op, g, "tflite")
     # LiteRT keeps a fully specified declared output shape even when size says otherwise
-    g, op = build_first(slice_model((2, 3, 4), [0, 0, 0], [1, 2, 2], (1, 2, 3)), "SLICE")
+    g, op = find_op(slice_model((2, 3, 4), [0, 0, 0], [1, 2, 2], (1, 2, 3)), "SLICE")
     with pytest.raises(ModelError, match="declares"):
         build_kernel(op, g, "tflite")

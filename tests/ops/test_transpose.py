@@ -2,20 +2,16 @@
 (static and dynamic time), and hand-built single-op models (ranks, types, refusals)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import zoo  # noqa: E402
-from oracle import check_ops  # noqa: E402
-from test_strided_slice import build_first, random_input, single_op_model  # noqa: E402
+import zoo
+from oracle import check_ops, find_op
+from tflite_build import one_input_model, random_input
 
-from edgelstm import ModelError  # noqa: E402
-from edgelstm.ops import build_kernel  # noqa: E402
-from edgelstm.tflite_reader import read_model  # noqa: E402
+from edgelstm import ModelError
+from edgelstm.ops import build_kernel
+from edgelstm.tflite_reader import read_model
 
 
 @zoo.zoo_model("ops_permute")
@@ -52,7 +48,7 @@ def test_permute_and_time_major():
 
 def test_permute_dynamic_time():
     model = zoo.build("ops_permute_dynamic")
-    g, op = build_first(model, "TRANSPOSE")
+    g, op = find_op(model, "TRANSPOSE")
     assert -1 in g.tensors[op.inputs[0]].shape_signature
     for t in (1, 3, 12):
         for xs in zoo.sample_inputs(model, n_random=2, time_steps=t):
@@ -65,19 +61,19 @@ def test_permute_dynamic_time():
 ])
 def test_perms_vs_litert(shape, perm):
     out_shape = tuple(shape[p] for p in perm)
-    model = single_op_model("TRANSPOSE", shape, np.int8, [np.int32(perm)], out_shape, out_q=(0.7, 33))
+    model = one_input_model("TRANSPOSE", shape, np.int8, [np.int32(perm)], out_shape, out_q=(0.7, 33))
     for seed in range(2):
         assert check_ops(model, [random_input(shape, np.int8, seed)], "TRANSPOSE") == 1
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int16, np.float32, np.int64, np.bool_])
 def test_dtypes_vs_litert(dtype):
-    model = single_op_model("TRANSPOSE", (3, 4), dtype, [np.int32([1, 0])], (4, 3))
+    model = one_input_model("TRANSPOSE", (3, 4), dtype, [np.int32([1, 0])], (4, 3))
     assert check_ops(model, [random_input((3, 4), dtype)], "TRANSPOSE") == 1
 
 
 def test_dynamic_handmade_vs_litert():
-    model = single_op_model("TRANSPOSE", (2, 1, 3), np.int8, [np.int32([1, 2, 0])], (1, 3, 2),
+    model = one_input_model("TRANSPOSE", (2, 1, 3), np.int8, [np.int32([1, 2, 0])], (1, 3, 2),
                             x_sig=(2, -1, 3), out_sig=(-1, 3, 2))
     for t in (1, 6):
         assert check_ops(model, [random_input((2, t, 3), np.int8, t)], "TRANSPOSE") == 1
@@ -89,18 +85,18 @@ def test_dynamic_handmade_vs_litert():
 ])
 def test_refusals(perm, match):
     perm = np.asarray(perm, dtype=getattr(perm, "dtype", np.int32))
-    g, op = build_first(single_op_model("TRANSPOSE", (2, 3, 4), np.int8, [perm], (4, 3, 2)), "TRANSPOSE")
+    g, op = find_op(one_input_model("TRANSPOSE", (2, 3, 4), np.int8, [perm], (4, 3, 2)), "TRANSPOSE")
     with pytest.raises(ModelError, match=match):
         build_kernel(op, g, "tflite")
 
 
 def test_bad_declared_shape_and_non_constant_perm_are_refused():
-    g, op = build_first(single_op_model("TRANSPOSE", (2, 3, 4), np.int8, [np.int32([2, 1, 0])], (4, 2, 3)),
-                        "TRANSPOSE")
+    g, op = find_op(one_input_model("TRANSPOSE", (2, 3, 4), np.int8, [np.int32([2, 1, 0])], (4, 2, 3)),
+                    "TRANSPOSE")
     with pytest.raises(ModelError, match="declares"):
         build_kernel(op, g, "tflite")
-    g, op = build_first(single_op_model("TRANSPOSE", (2, 3, 4), np.int8, [np.int32([2, 1, 0])], (4, 3, 2)),
-                        "TRANSPOSE")
+    g, op = find_op(one_input_model("TRANSPOSE", (2, 3, 4), np.int8, [np.int32([2, 1, 0])], (4, 3, 2)),
+                    "TRANSPOSE")
     g.tensors[op.inputs[1]].data = None
     with pytest.raises(ModelError, match="constant"):
         build_kernel(op, g, "tflite")
