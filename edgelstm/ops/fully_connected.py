@@ -13,6 +13,8 @@ weight's bias scale must agree with s_in * s_w within 2% of s_out or Prepare fai
 """
 from __future__ import annotations
 
+import math
+
 from typing import Optional
 
 import numpy as np
@@ -109,12 +111,13 @@ class FullyConnected(OpKernel):
         self.w = np.ascontiguousarray(w_full.astype(np.int32))
         self.bias = ((b - z_in * w_full.sum(axis=1) + 2**31) % 2**32 - 2**31).astype(np.int64)
 
+        self._checked: dict = {}
         if -1 not in x.shape_signature:
             self._output_shape(x.shape, from_graph=True)
 
     def _output_shape(self, in_shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int]:
         """(output shape, rows) for an input shape; raises if they do not fit the weights."""
-        size = int(np.prod(in_shape, dtype=np.int64))
+        size = math.prod(in_shape)
         err = self.fail if from_graph else (lambda m: InputError(f"{self.op.describe()}: {m}"))
         if self.keep_num_dims:
             if in_shape[-1] != self.depth:
@@ -133,11 +136,18 @@ class FullyConnected(OpKernel):
         return out_shape, size // self.depth
 
     def _check_input(self, x: np.ndarray) -> tuple[tuple[int, ...], int]:
+        # shapes repeat from call to call; checking each new one once keeps small models fast
+        hit = self._checked.get((x.dtype, x.shape))
+        if hit is not None:
+            return hit
         sig = self.x_t.shape_signature
         if x.dtype != np.int8 or not shape_fits(x.shape, sig):
             raise InputError(f"{self.op.describe()}: got a {x.dtype.name}{list(x.shape)} input, "
                              f"{self.x_t.describe()} is declared")
-        return self._output_shape(x.shape)
+        result = self._output_shape(x.shape)
+        if len(self._checked) < 64:
+            self._checked[(x.dtype, x.shape)] = result
+        return result
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = inputs[0]

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from .. import fixedpoint as fp
+from ..errors import InputError
 from ..fixedpoint import mbqm, rdbp, sat16, wrap16, wrap32
 from .base import OpKernel, register
 
@@ -302,8 +303,6 @@ class UnidirectionalSequenceLSTM(OpKernel):
                             + " (Keras LSTMs convert without any of these)")
 
     def _shape_checks(self, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> None:
-        from ..errors import InputError
-
         if x.ndim != 3 or x.shape[2] != self.n_in:
             raise InputError(f"{self.op.describe()}: input must be [.., .., {self.n_in}], got {list(x.shape)}")
         batch = x.shape[1] if self.time_major else x.shape[0]
