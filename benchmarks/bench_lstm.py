@@ -50,22 +50,29 @@ def build_models(hidden: int, cache: Path) -> tuple[bytes, bytes]:
     return p8.read_bytes(), p32.read_bytes()
 
 
-def interleaved_us(fns: list, runs: int, warmup: int = 5) -> np.ndarray:
-    """Times of each function, called in turn in the same loop: [runs, len(fns)] in µs.
+def interleaved_us(fns: list, runs: int, block: int = 20, warmup: int = 5) -> np.ndarray:
+    """Per-call times in µs, [rounds, len(fns)]: each entry is one function's median over a block
+    of `block` consecutive calls, and the functions take turns block by block.
 
-    Interleaving makes the ratios robust to the machine's speed drifting during the run (shared
-    cores, frequency changes), which otherwise moves medians measured minutes apart by 2x.
+    Taking turns makes the ratios robust to this machine's speed drifting (shared cores: the same
+    call moves by up to 2x within minutes). Blocks rather than single alternating calls keep each
+    runtime's caches as warm as in real use; alternating call by call evicts edgelstm's 128 KiB
+    activation tables and weights between calls and measured it up to 2.5x slower than it runs.
     """
-    for _ in range(warmup):
-        for fn in fns:
+    for fn in fns:
+        for _ in range(warmup):
             fn()
-    ts = np.empty((runs, len(fns)))
-    for i in range(runs):
+    rounds = max(runs // block, 1)
+    out = np.empty((rounds, len(fns)))
+    ts = np.empty(block)
+    for i in range(rounds):
         for j, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            ts[i, j] = time.perf_counter() - t0
-    return ts * 1e6
+            for b in range(block):
+                t0 = time.perf_counter()
+                fn()
+                ts[b] = time.perf_counter() - t0
+            out[i, j] = np.median(ts)
+    return out * 1e6
 
 
 def litert_runner(model: bytes, x: np.ndarray):
@@ -157,8 +164,8 @@ def main() -> int:
         "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
         "machine": platform.machine(),
         "versions": {p: version(p) for p in ("edgelstm", "numpy", "numba", "ai-edge-litert")},
-        "setup": f"LSTM(H)+Dense({OUT}), T={T}, F={F}, batch 1, one thread, median of {args.runs} interleaved "
-                 "runs (ratios: median of per-run ratios); "
+        "setup": f"LSTM(H)+Dense({OUT}), T={T}, F={F}, batch 1, one thread, {args.runs} calls each in blocks of "
+                 "20 taken in turns; latency = median of block medians, ratio = median of per-round ratios; "
                  f"run_batch over {args.batch_sequences} sequences on {os.cpu_count()} cores",
     }
     Path(args.out).write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
