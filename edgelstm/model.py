@@ -51,14 +51,21 @@ class Model:
             if t.dtype is None:
                 raise ModelError(f"model input {t.describe()} has unsupported type {t.type_name}")
         written = {o for op in graph.operators for o in op.outputs}
-        # what every run starts from: constants, plus zero-size tensors nobody writes (legal, empty)
-        self._static: dict[int, np.ndarray] = {}
+        # What every run starts from, indexed by tensor: constants, plus zero-size tensors nobody
+        # writes (legal, empty). One extra None at the end, so that index -1 (an absent optional
+        # input) reads as None without a test per argument.
+        self._static: list[Optional[np.ndarray]] = [None] * (len(graph.tensors) + 1)
         for t in graph.tensors:
             if t.data is not None:
                 self._static[t.index] = t.data
             elif t.shape and 0 in t.shape and t.dtype is not None and t.index not in written \
                     and not t.is_variable:
                 self._static[t.index] = np.zeros(t.shape, t.dtype)
+        self._fills = {}
+        for i in self._variables:
+            t = graph.tensors[i]
+            self._fills[i] = t.quant.zp if (t.quant is not None and t.dtype == np.int8) else 0
+        self._in_specs = [self._info(i) for i in graph.inputs]
         self._state = self.fresh_state()
 
     # -- description --------------------------------------------------------------------------
@@ -86,20 +93,18 @@ class Model:
     # -- state ----------------------------------------------------------------------------------
     def fresh_state(self) -> dict[int, np.ndarray]:
         """Variable tensors as after the interpreter's reset: int8 at their zero point, others 0."""
-        state = {}
-        for i in self._variables:
-            t = self.graph.tensors[i]
-            fill = t.quant.zp if (t.quant is not None and t.dtype == np.int8) else 0
-            state[i] = np.full(t.shape, fill, dtype=t.dtype)
-        return state
+        return {i: np.full(self.graph.tensors[i].shape, fill, dtype=self.graph.tensors[i].dtype)
+                for i, fill in self._fills.items()}
 
     def reset(self) -> None:
         """Reset every variable tensor (LSTM h to its zero point, c to 0), as reset_all_variables()."""
-        self._state = self.fresh_state()
+        for i, fill in self._fills.items():
+            self._state[i].fill(fill)
 
     # -- running --------------------------------------------------------------------------------
     def check_inputs(self, x: ArrayOrList) -> list[np.ndarray]:
-        specs = self.inputs
+        """The inputs as a list of contiguous arrays; raises InputError naming what does not fit."""
+        specs = self._in_specs
         if isinstance(x, np.ndarray):
             xs = [x]
         elif isinstance(x, (list, tuple)) and all(isinstance(a, np.ndarray) for a in x):
@@ -124,17 +129,19 @@ class Model:
 
     def _execute(self, xs: list[np.ndarray], state: dict[int, np.ndarray],
                  keep_all: bool = False) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
-        values = dict(self._static)
-        values.update(state)
+        values = self._static.copy()
+        for i, a in state.items():
+            values[i] = a
         for i, a in zip(self.graph.inputs, xs):
             values[i] = a
         for k in self._kernels:
-            args = [values[i] if i != -1 else None for i in k.op.inputs]
-            results = k.run(args)
+            results = k.run([values[i] for i in k.op.inputs])
             for i, r in zip(k.op.outputs, results):
                 values[i] = r
         outs = [values[i].copy() for i in self.graph.outputs]
-        return outs, (values if keep_all else {})
+        if not keep_all:
+            return outs, {}
+        return outs, {i: v for i, v in enumerate(values[:-1]) if v is not None}
 
     def run(self, x: ArrayOrList, reset: bool = True) -> Union[np.ndarray, list[np.ndarray]]:
         """Run the model on `x` (the model's input dtype and shape; a list for several inputs).
@@ -187,12 +194,12 @@ class Model:
         """Exact count of the multiply-accumulates one `run(x)` performs."""
         xs = self.check_inputs(x)
         state = self.fresh_state()
-        values = dict(self._static)
-        values.update(state)
-        values.update(zip(self.graph.inputs, xs))
+        values = self._static.copy()
+        for i, a in list(state.items()) + list(zip(self.graph.inputs, xs)):
+            values[i] = a
         total = 0
         for k in self._kernels:
-            args = [values[i] if i != -1 else None for i in k.op.inputs]
+            args = [values[i] for i in k.op.inputs]
             total += k.macs(args)
             for i, r in zip(k.op.outputs, k.run(args)):
                 values[i] = r

@@ -143,6 +143,7 @@ def test_generic_and_16bit_matvec_paths_agree():
     outs = []
     for narrow in (True, False):
         kernel.narrow = narrow
+        kernel._pack()
         args = lstm_args(graph, op, {op.inputs[0]: x})
         outs.append(kernel.run(args)[0])
     assert np.array_equal(outs[0], outs[1])

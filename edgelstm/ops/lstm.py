@@ -161,6 +161,29 @@ def _sequence(zx, h, c, wh_t, bh, mult_h, shift_h, sig_table, tanh_g_table, tanh
         out[t, :] = h
 
 
+@njit(cache=True, nogil=True)
+def _lstm_eval(xb, h, c, wx_t, wh_t, bx, bh, mult, tables, params, out):
+    """The whole op for batch-major input xb [B, T, n_in]: one compiled entry point, so a call
+    pays Numba's argument dispatch once rather than twice per batch row.
+
+    mult rows: input-gate multipliers, their shifts, recurrent multipliers, their shifts.
+    tables rows: sigmoid (Q3.12), tanh (Q3.12), tanh of the cell state.
+    params: cell shift, cell clip, hidden multiplier, shift, zero point, tanh(c) valid, 16-bit matvec.
+    """
+    n_b, n_t = xb.shape[0], xb.shape[1]
+    n_cell = c.shape[1]
+    rows = 4 * n_cell
+    narrow = params[6] != 0
+    zx = np.empty((n_t, rows), dtype=np.int16)
+    acc = np.empty(rows, dtype=np.int32)
+    gates = np.empty((5, n_cell), dtype=np.int32)
+    for b in range(n_b):
+        _input_gates(xb[b], wx_t, bx, mult[0], mult[1], n_cell, narrow, acc, zx)
+        _sequence(zx, h[b], c[b], wh_t, bh, mult[2], mult[3], tables[0], tables[1], tables[2],
+                  params[5] != 0, params[0], params[1], params[2], params[3], params[4], narrow,
+                  acc, gates, out[b])
+
+
 @register("UNIDIRECTIONAL_SEQUENCE_LSTM")
 class UnidirectionalSequenceLSTM(OpKernel):
     def prepare(self) -> None:
@@ -277,11 +300,19 @@ class UnidirectionalSequenceLSTM(OpKernel):
         self.wx_t = np.ascontiguousarray(wx_all.T.astype(np.int16))
         self.wh_t = np.ascontiguousarray(wh_all.T.astype(np.int16))
         self.narrow = bool(wx_all.min() >= -127 and wh_all.min() >= -127)
+        self._pack()
         b = np.concatenate([self.constant(t).astype(np.int64) for t in bias])
         bx = b - z_in * wx_all.sum(axis=1)
         bh = -z_h * wh_all.sum(axis=1)
         self.bx = ((bx + 2**31) % 2**32 - 2**31).astype(np.int32)
         self.bh = ((bh + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+    def _pack(self) -> None:
+        """The flat parameter record `_lstm_eval` takes (few arguments keep the call cheap)."""
+        self._mult = np.stack([self.mx, self.sx, self.mh, self.sh]).astype(np.int64)
+        self._tables = np.stack([self.sig_table, self.tanh_g_table, self.tanh_c_table])
+        self._params = np.array([self.cell_shift, self.cell_clip, self.hid_mult, self.hid_shift, self.hid_zp,
+                                 int(self.tanh_c_valid), int(self.narrow)], dtype=np.int64)
 
     def _refuse_variants(self) -> None:
         """CIFG, peephole, projection and layer norm change the arithmetic; we only run what we test."""
@@ -314,17 +345,8 @@ class UnidirectionalSequenceLSTM(OpKernel):
         x, h, c = inputs[X], inputs[H_STATE], inputs[C_STATE]
         self._shape_checks(x, h, c)
         xb = np.ascontiguousarray(x.transpose(1, 0, 2)) if self.time_major else x
-        n_b, n_t = xb.shape[0], xb.shape[1]
-        out = np.empty((n_b, n_t, self.n_out), dtype=np.int8)
-        rows = 4 * self.n_cell
-        zx = np.empty((n_t, rows), dtype=np.int16)
-        acc = np.empty(rows, dtype=np.int32)
-        gates = np.empty((5, self.n_cell), dtype=np.int32)
-        for b in range(n_b):
-            _input_gates(xb[b], self.wx_t, self.bx, self.mx, self.sx, self.n_cell, self.narrow, acc, zx)
-            _sequence(zx, h[b], c[b], self.wh_t, self.bh, self.mh, self.sh, self.sig_table, self.tanh_g_table,
-                      self.tanh_c_table, self.tanh_c_valid, self.cell_shift, self.cell_clip,
-                      self.hid_mult, self.hid_shift, self.hid_zp, self.narrow, acc, gates, out[b])
+        out = np.empty((xb.shape[0], xb.shape[1], self.n_out), dtype=np.int8)
+        _lstm_eval(xb, h, c, self.wx_t, self.wh_t, self.bx, self.bh, self._mult, self._tables, self._params, out)
         if self.time_major:
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
         return [out]
