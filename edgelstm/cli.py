@@ -11,16 +11,17 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import EdgeLSTMError, InputError, ReferenceUnavailable
+from .tflite_reader import model_bytes
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .model import load
-    from .references import REFERENCE_NAMES, available
+    from .references import available
     from .verify import load_inputs, stderr_progress, verify
 
-    data = _read_model_bytes(args.model)
+    data = model_bytes(args.model)
     model = load(data)
     if args.against == "all":
         names = available()
@@ -85,7 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .model import load
     from .verify import load_inputs
 
-    model = load(_read_model_bytes(args.model))
+    model = load(model_bytes(args.model))
     batches, stacked = load_inputs(args.input, model)
     if len(model.outputs) != 1:
         raise EdgeLSTMError("models with several outputs: use the Python API (Model.run)")
@@ -103,7 +104,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .model import load
 
-    model = load(_read_model_bytes(args.model))
+    model = load(model_bytes(args.model))
     info = {
         "inputs": [{"name": i.name, "dtype": i.dtype.name, "shape": list(i.shape),
                     "scale": i.quantization.s if i.quantization else None,
@@ -129,20 +130,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(Path(args.out), json_out=args.json)
-
-
-def _read_model_bytes(path: str) -> bytes:
-    from .errors import ModelError
-
-    p = Path(path)
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"model file not found: {p}") from None
-    except IsADirectoryError:
-        raise ModelError(f"model path is a directory: {p}") from None
-    except OSError as exc:
-        raise ModelError(f"cannot read {p}: {exc.strerror}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

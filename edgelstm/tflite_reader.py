@@ -164,7 +164,8 @@ def _read_options(op) -> tuple[Optional[str], dict[str, Any]]:
     return name, out
 
 
-def _as_bytes(source: Union[str, Path, bytes, bytearray, memoryview]) -> bytes:
+def model_bytes(source: Union[str, Path, bytes, bytearray, memoryview]) -> bytes:
+    """The bytes of a model given as a path or as bytes; ModelError if the file cannot be read."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     path = Path(source)
@@ -180,7 +181,7 @@ def _as_bytes(source: Union[str, Path, bytes, bytearray, memoryview]) -> bytes:
 
 def read_model(source: Union[str, Path, bytes, bytearray, memoryview]) -> Graph:
     """Parse and validate a .tflite model (a path or the file's bytes)."""
-    raw = _as_bytes(source)
+    raw = model_bytes(source)
     if len(raw) < 8:
         raise ModelError(f"not a .tflite model: only {len(raw)} bytes")
     if raw[4:8] != b"TFL3":

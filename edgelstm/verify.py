@@ -7,7 +7,7 @@ timestep, because that is where a user starts looking.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -16,6 +16,7 @@ import numpy as np
 from .errors import InputError
 from .model import Model, load
 from .references import get_reference
+from .tflite_reader import model_bytes
 
 DEFAULT_TIME_STEPS = 50
 
@@ -164,7 +165,7 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
     With check_state, the samples are also run back to back without resetting the state, in both
     runtimes, so that state carried across invocations is compared too.
     """
-    data = model_source if isinstance(model_source, (bytes, bytearray)) else Path(model_source).read_bytes()
+    data = model_bytes(model_source)
     model = load(data)
     ref = get_reference(reference, bytes(data))
     if inputs is None:

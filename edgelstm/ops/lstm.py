@@ -22,7 +22,7 @@ from numba import njit
 
 from .. import fixedpoint as fp
 from ..errors import InputError
-from ..fixedpoint import mbqm, rdbp, sat16, wrap16, wrap32
+from ..fixedpoint import mbqm, rdbp, sat16, wrap16
 from .base import OpKernel, register
 
 # Input tensor indices of the op (lstm_shared.h)
@@ -55,11 +55,17 @@ def _accumulate(w_t, v, acc):
         for r in range(n_rows):
             acc[r] += w_t[k, r] * v0 + w_t[k + 1, r] * v1 + w_t[k + 2, r] * v2 + w_t[k + 3, r] * v3
         k += 4
-    while k < n:
-        vk = np.int32(v[k])
+    _accumulate_from(w_t, v, acc, k)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _accumulate_from(w_t, v, acc, k):
+    """acc += w_t[k:].T @ v[k:], one input element at a time (the tail of the blocked loops)."""
+    n_rows = w_t.shape[1]
+    for kk in range(k, w_t.shape[0]):
+        vk = np.int32(v[kk])
         for r in range(n_rows):
-            acc[r] += w_t[k, r] * vk
-        k += 1
+            acc[r] += w_t[kk, r] * vk
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -82,11 +88,7 @@ def _accumulate_pairs16(w_t, v, acc):
             p23 = np.int16(np.int16(w_t[k + 2, r] * v2) + np.int16(w_t[k + 3, r] * v3))
             acc[r] += np.int32(p01) + np.int32(p23)
         k += 4
-    while k < n:
-        vk = np.int32(v[k])
-        for r in range(n_rows):
-            acc[r] += w_t[k, r] * vk
-        k += 1
+    _accumulate_from(w_t, v, acc, k)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -101,7 +103,6 @@ def _matvec_acc(w_t, v, acc, narrow):
 def _input_gates(x, wx_t, bx, mult, shift, n_cell, narrow, acc, zx):
     """zx[t, r] = sat16(MBQM(bx[r] + sum_k wx[r, k] * x[t, k])) for every timestep at once."""
     n_t = x.shape[0]
-    n_rows = wx_t.shape[1]
     for t in range(n_t):
         acc[:] = bx
         _matvec_acc(wx_t, x[t], acc, narrow)

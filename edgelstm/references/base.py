@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import importlib
-from typing import Optional
-
 import numpy as np
 
 from ..errors import ReferenceUnavailable
