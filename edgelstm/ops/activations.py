@@ -16,6 +16,8 @@ as LiteRT's BUILTIN_REF kernels compute (tflite/kernels/activations.cc):
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import ctypes
 import ctypes.util
 import math
@@ -146,9 +148,10 @@ class _Int8TableOp(OpKernel):
         out_s, out_zp = self.per_tensor_quant(out)
         self.table = _to_c_order(self.build_table(inp, out, in_s, in_zp, out_s, out_zp))
 
+    @abstractmethod
     def build_table(self, inp: Tensor, out: Tensor, in_s: float, in_zp: int, out_s: float,
-                    out_zp: int) -> np.ndarray:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+                    out_zp: int) -> np.ndarray:
+        """The op's output for each of the 256 int8 inputs, in input order."""
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = inputs[0]

@@ -12,6 +12,8 @@ Shared here, so that no op module imports another: shape and array checks, TFLit
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import numpy as np
@@ -45,7 +47,7 @@ def build_kernel(op: Operator, graph: Graph, flavor: str) -> "OpKernel":
     return cls(op, graph, flavor)
 
 
-class OpKernel:
+class OpKernel(ABC):
     """Base class of one prepared operator.
 
     Subclasses implement `prepare()` (validation and precomputation, may raise ModelError) and
@@ -115,11 +117,13 @@ class OpKernel:
         return ACTIVATION_NAMES.get(code, f"UNKNOWN_{code}")
 
     # -- to implement ----------------------------------------------------------------------
-    def prepare(self) -> None:  # pragma: no cover - every kernel overrides it
-        raise NotImplementedError
+    @abstractmethod
+    def prepare(self) -> None:
+        """Validate the op against the graph and precompute everything that depends on the model."""
 
-    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        """The op's arithmetic: one array per input (None if absent) in, one per output out."""
 
     def macs(self, inputs: list[Optional[np.ndarray]]) -> int:
         """Multiply-accumulates one run performs for these inputs (0 for data movement ops)."""
@@ -305,11 +309,13 @@ class MovementKernel(OpKernel):
     def runtime_args(self, inputs: list[Optional[np.ndarray]]) -> tuple:
         return ()
 
-    def make_plan(self, shape: tuple[int, ...], *args) -> tuple[tuple[int, ...], Any]:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def make_plan(self, shape: tuple[int, ...], *args) -> tuple[tuple[int, ...], Any]:
+        """(output shape, whatever `move` needs) for an input shape; raises if it does not fit."""
 
-    def move(self, x: np.ndarray, out_shape: tuple[int, ...], plan: Any) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def move(self, x: np.ndarray, out_shape: tuple[int, ...], plan: Any) -> np.ndarray:
+        """The data movement itself, into a new array that does not share memory with x."""
 
     def plan_for(self, shape: tuple[int, ...], args: tuple = ()) -> tuple[tuple[int, ...], Any]:
         shape = tuple(int(d) for d in shape)
@@ -373,11 +379,13 @@ class BinaryInt8Kernel(OpKernel):
         self.act_min, self.act_max = activation_range(self, *self.qy, allow_2_31=False)
         self.prepare_math()
 
-    def prepare_math(self) -> None:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+    @abstractmethod
+    def prepare_math(self) -> None:
+        """Multipliers and shifts of the op's requantization."""
 
-    def compute(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def compute(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        """out = op(a, b) on broadcast-compatible int8 arrays."""
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         a = check_array(self, inputs[0], self.a)

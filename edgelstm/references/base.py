@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 import numpy as np
 
 from ..errors import ReferenceUnavailable
@@ -15,14 +16,15 @@ _ADAPTERS = {
 REFERENCE_NAMES = tuple(_ADAPTERS)
 
 
-class Reference:
+class Reference(ABC):
     """One reference interpreter holding one model."""
 
     name: str = ""
     version: str = ""
 
-    def run(self, x: list[np.ndarray], reset: bool = True) -> list[np.ndarray]:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def run(self, x: list[np.ndarray], reset: bool = True) -> list[np.ndarray]:
+        """Outputs for inputs x; the interpreter's variables (LSTM state) are reset first if asked."""
 
     def tensors(self) -> dict[int, np.ndarray]:
         """Every tensor after the last run, by index (empty if the runtime cannot keep them)."""
