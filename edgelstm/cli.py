@@ -126,6 +126,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import diagnose, render
+
+    report = diagnose()
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return EXIT_OK if not report["problems"] else EXIT_MISMATCH
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -170,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_info)
+
+    doc = sub.add_parser("doctor", help="check this machine: versions, Numba cache, interpreters, known-bad combos",
+                         description="Print the architecture, OS, libc, Python, numpy and numba versions, whether "
+                                     "Numba can cache compiled kernels, and the reference interpreters found, "
+                                     "with one fix-it line per known-bad combination. Exit status 1 if any.")
+    doc.add_argument("--json", action="store_true")
+    doc.set_defaults(func=_cmd_doctor)
 
     d = sub.add_parser("demo", help="the end-to-end job: build, convert, verify and time a model",
                        description="Builds a small LSTM classifier (needs the workstation extra), converts it "

@@ -71,7 +71,7 @@ def test_errors_are_one_line_exit_2(model_path, tmp_path, args, message):
 def test_help_lists_commands():
     r = cli("--help")
     assert r.returncode == 0
-    for cmd in ("verify", "run", "info", "demo"):
+    for cmd in ("verify", "run", "info", "demo", "doctor"):
         assert cmd in r.stdout
 
 
