@@ -5,8 +5,17 @@
     y = m.run(x)
 """
 from .errors import EdgeLSTMError, InputError, ModelError, ReferenceUnavailable
-from .model import Model, TensorInfo, load
 
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "TensorInfo", "EdgeLSTMError", "ModelError", "InputError",
            "ReferenceUnavailable", "__version__"]
+
+
+def __getattr__(name: str):
+    # The kernels import Numba (about a second); load them on first use, so that `edgelstm --help`,
+    # `edgelstm doctor` and a profiler's cold-start clock do not pay for them up front.
+    if name in ("load", "Model", "TensorInfo"):
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'edgelstm' has no attribute {name!r}")

@@ -134,6 +134,34 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_OK if not report["problems"] else EXIT_MISMATCH
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from .model import load
+    from .profiling import profile
+    from .profiling.report import render_table, write_html
+    from .verify import load_inputs, stderr_progress
+
+    data = model_bytes(args.model)
+    inputs = load_inputs(args.inputs, load(data))[0] if args.inputs else None
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    bars: dict = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        bars.setdefault(name, stderr_progress(f"profile {name:<14}"))(done, total)
+
+    report = profile(args.model, backends=backends, runs=args.runs, warmup=args.warmup, threads=args.threads,
+                     batch=args.batch, inputs=inputs, keras=args.keras, seed=args.seed,
+                     time_steps=args.time_steps, progress=progress)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    if args.html:
+        write_html(report, Path(args.html))
+    print(render_table(report))
+    for flag, path in (("JSON", args.json), ("HTML", args.html)):
+        if path:
+            print(f"wrote {flag} report to {path}")
+    return EXIT_OK if report["backends"] else EXIT_MISMATCH
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -185,6 +213,31 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with one fix-it line per known-bad combination. Exit status 1 if any.")
     doc.add_argument("--json", action="store_true")
     doc.set_defaults(func=_cmd_doctor)
+
+    pr = sub.add_parser("profile", help="latency per runtime, time per operator, MACs and memory",
+                        description="Time the model in every installed backend (each in a fresh process: cold "
+                                    "start, warm-up, then --runs timed calls), break edgelstm's time down per "
+                                    "operator and per LSTM timestep, and count MACs, parameters and bytes. "
+                                    "Prints a table; --json and --html write reports (the HTML has a latency "
+                                    "distribution per backend and a per-operator chart).")
+    pr.add_argument("model", help=".tflite file")
+    pr.add_argument("--backends", default="edgelstm,litert,tflite-runtime,tflm,keras",
+                    help="comma-separated, from edgelstm, litert, tflite-runtime, tflm, keras (default: all; "
+                         "those not installed are reported as skipped)")
+    pr.add_argument("--runs", type=int, default=200, help="timed calls per backend (default 200)")
+    pr.add_argument("--warmup", type=int, default=20, help="untimed calls before timing (default 20)")
+    pr.add_argument("--threads", type=int, default=1, help="threads per backend (default 1)")
+    pr.add_argument("--batch", type=int, default=1,
+                    help="sequences per timed call, each from a fresh state (default 1)")
+    pr.add_argument("--inputs", metavar="X.npy", help="inputs to time on (default: random over the full range)")
+    pr.add_argument("--keras", metavar="MODEL.keras",
+                    help="float Keras model for the keras backend (default: MODEL.keras next to the .tflite)")
+    pr.add_argument("--time-steps", type=int, default=50,
+                    help="sequence length for models whose time dimension is dynamic (default 50)")
+    pr.add_argument("--seed", type=int, default=0, help="seed for generated inputs")
+    pr.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    pr.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with plots")
+    pr.set_defaults(func=_cmd_profile)
 
     d = sub.add_parser("demo", help="the end-to-end job: build, convert, verify and time a model",
                        description="Builds a small LSTM classifier (needs the workstation extra), converts it "

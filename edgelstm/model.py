@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,17 +128,27 @@ class Model:
             out.append(np.ascontiguousarray(a))
         return out
 
-    def _execute(self, xs: list[np.ndarray], state: dict[int, np.ndarray],
-                 keep_all: bool = False) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+    def _execute(self, xs: list[np.ndarray], state: dict[int, np.ndarray], keep_all: bool = False,
+                 op_seconds: Optional[np.ndarray] = None) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
         values = self._static.copy()
         for i, a in state.items():
             values[i] = a
         for i, a in zip(self.graph.inputs, xs):
             values[i] = a
-        for k in self._kernels:
-            results = k.run([values[i] for i in k.op.inputs])
-            for i, r in zip(k.op.outputs, results):
-                values[i] = r
+        if op_seconds is None:
+            for k in self._kernels:
+                results = k.run([values[i] for i in k.op.inputs])
+                for i, r in zip(k.op.outputs, results):
+                    values[i] = r
+        else:
+            # a separate loop, so that the timer calls cost nothing when nobody profiles
+            clock = time.perf_counter
+            for j, k in enumerate(self._kernels):
+                t0 = clock()
+                results = k.run([values[i] for i in k.op.inputs])
+                op_seconds[j] += clock() - t0
+                for i, r in zip(k.op.outputs, results):
+                    values[i] = r
         outs = [values[i].copy() for i in self.graph.outputs]
         if not keep_all:
             return outs, {}
@@ -190,21 +201,32 @@ class Model:
             parts = list(pool.map(work, chunks))
         return [r for part in parts for r in part]
 
-    def macs(self, x: ArrayOrList) -> int:
-        """Exact count of the multiply-accumulates one `run(x)` performs."""
+    def op_times(self, x: ArrayOrList, runs: int = 1) -> np.ndarray:
+        """Seconds spent in each operator (graph order), summed over `runs` fresh-state runs of `x`."""
         xs = self.check_inputs(x)
-        state = self.fresh_state()
+        seconds = np.zeros(len(self._kernels))
+        for _ in range(runs):
+            self.reset()
+            self._execute(xs, self._state, op_seconds=seconds)
+        return seconds
+
+    def op_macs(self, x: ArrayOrList) -> list[int]:
+        """Exact multiply-accumulate count of each operator (graph order) for one `run(x)`."""
+        xs = self.check_inputs(x)
         values = self._static.copy()
-        for i, a in list(state.items()) + list(zip(self.graph.inputs, xs)):
+        for i, a in list(self.fresh_state().items()) + list(zip(self.graph.inputs, xs)):
             values[i] = a
-        total = 0
+        counts = []
         for k in self._kernels:
             args = [values[i] for i in k.op.inputs]
-            total += k.macs(args)
+            counts.append(int(k.macs(args)))
             for i, r in zip(k.op.outputs, k.run(args)):
                 values[i] = r
-        return total
+        return counts
 
+    def macs(self, x: ArrayOrList) -> int:
+        """Exact count of the multiply-accumulates one `run(x)` performs."""
+        return sum(self.op_macs(x))
 
 def load(source: Union[str, Path, bytes], flavor: str = "tflite") -> Model:
     """Load a .tflite model (path or bytes) and prepare it for edgelstm's kernels.

@@ -1,0 +1,264 @@
+"""`edgelstm profile`: latency per runtime, time per operator, and the model's size and MAC count.
+
+Every backend is measured in its own fresh process (see `child.py`): cold start is then a real
+first call (imports, model load, JIT or cache load), peak memory belongs to that backend alone, and
+the percentiles come from `runs` timed calls after `warmup` untimed ones. The model totals (MACs,
+parameters, bytes) are counted from the graph and edgelstm's kernels, not estimated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import InputError
+from .backends import BACKENDS, missing
+from .child import command as child_command
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+DEFAULT_BACKENDS = ("edgelstm", "litert", "tflite-runtime", "tflm", "keras")
+
+# constant int32 inputs that are learned parameters (biases); other int32 constants are shapes,
+# axes and indices
+_BIAS_INPUTS = {"FULLY_CONNECTED": {2}, "CONV_2D": {2}, "DEPTHWISE_CONV_2D": {2},
+                "UNIDIRECTIONAL_SEQUENCE_LSTM": {12, 13, 14, 15}}
+
+
+def model_stats(model: "Model", x: list[np.ndarray]) -> dict:
+    """Parameters, bytes and exact MACs of one run on `x`, with the per-operator breakdown."""
+    g = model.graph
+    values = model.run_all_tensors(x)
+    op_macs = model.op_macs(x)
+    params: dict[int, int] = {}
+    for op in g.operators:
+        for pos, i in enumerate(op.inputs):
+            t = g.tensors[i] if i >= 0 else None
+            if t is None or t.data is None:
+                continue
+            if t.data.dtype.kind == "f" or t.data.dtype in (np.int8, np.int16) or \
+                    pos in _BIAS_INPUTS.get(op.opcode, ()):
+                params[i] = t.data.nbytes
+    n_params = sum(g.tensors[i].data.size for i in params)
+    activations = {i: v.nbytes for i, v in values.items() if g.tensors[i].data is None}
+    ops = []
+    for op, macs in zip(g.operators, op_macs):
+        row = {"index": op.index, "name": f"{op.index}:{op.opcode}", "opcode": op.opcode, "macs": macs}
+        if op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+            xin = values[op.inputs[0]]
+            time_major = bool(op.options.get("time_major"))
+            row["timesteps"] = int(xin.shape[0] if time_major else xin.shape[1])
+            row["units"] = int(values[op.outputs[0]].shape[-1])
+        ops.append(row)
+    return {
+        "macs": int(sum(op_macs)),
+        "parameters": int(n_params),
+        "weight_bytes": int(sum(params.values())),
+        "activation_bytes": int(sum(activations.values())),
+        "peak_activation_bytes": _peak_live_bytes(model, activations),
+        "ops": ops,
+    }
+
+
+def _peak_live_bytes(model: "Model", sizes: dict[int, int]) -> int:
+    """Largest total size of the tensors alive at once, if each lives from its producer to its last
+    reader (inputs and variables from the start, outputs and variables to the end): the least
+    memory a planner that never splits tensors can give the activations."""
+    g = model.graph
+    n = len(g.operators)
+    first = {i: 0 for i in sizes}
+    last = {i: 0 for i in sizes}
+    for op in g.operators:
+        for i in op.outputs:
+            if i in sizes:
+                first[i] = op.index
+                last[i] = max(last[i], op.index)
+        for i in op.inputs:
+            if i in sizes:
+                last[i] = max(last[i], op.index)
+    for i in list(g.outputs) + [t.index for t in g.tensors if t.is_variable]:
+        if i in sizes:
+            last[i] = n - 1
+    return int(max((sum(s for i, s in sizes.items() if first[i] <= k <= last[i]) for k in range(n)), default=0))
+
+
+def summarize(samples_us: Sequence[float], batch: int) -> dict:
+    """Latency statistics of real timed calls; percentiles by linear interpolation (numpy's default)."""
+    a = np.asarray(samples_us, dtype=np.float64)
+    p50 = float(np.percentile(a, 50))
+    return {
+        "runs": int(a.size),
+        "min_us": round(float(a.min()), 2),
+        "p50_us": round(p50, 2),
+        "p90_us": round(float(np.percentile(a, 90)), 2),
+        "p99_us": round(float(np.percentile(a, 99)), 2),
+        "max_us": round(float(a.max()), 2),
+        "mean_us": round(float(a.mean()), 2),
+        "throughput_seq_per_s": round(batch / (p50 * 1e-6), 1),
+    }
+
+
+def _inputs(model: "Model", inputs: Optional[list[list[np.ndarray]]], batch: int, seed: int,
+            time_steps: int) -> list[list[np.ndarray]]:
+    from ..verify import make_inputs
+
+    if inputs:
+        samples = [model.check_inputs(xs) for xs in inputs]
+        shapes = {tuple(a.shape for a in s) for s in samples}
+        if len(shapes) != 1:
+            raise InputError("profiling needs inputs of one shape; got several: "
+                             + ", ".join(str([list(a) for a in s]) for s in sorted(shapes)))
+        return [samples[b % len(samples)] for b in range(batch)]
+    # one random sample per seed: random over the full range, like real (not constant) data
+    return [make_inputs(model, 1, seed + b, time_steps)[0] for b in range(batch)]
+
+
+def _run_child(spec: dict, workdir: Path, progress: Optional[Callable[[str, int, int], None]]) -> dict:
+    name = spec["backend"]
+    spec_path = workdir / f"{name}.spec.json"
+    result_path = workdir / f"{name}.result.json"
+    spec["result"] = str(result_path)
+    spec_path.write_text(json.dumps(spec))
+    err_path = workdir / f"{name}.stderr"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(child_command(str(spec_path)),
+                                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("@@progress") and progress is not None:
+                    done, total = line.split()[1:3]
+                    progress(name, int(done), int(total))
+            proc.wait()
+        except BaseException:
+            proc.kill()
+            raise
+    if proc.returncode != 0 or not result_path.exists():
+        tail = err_path.read_text(errors="replace").strip().splitlines()[-3:]
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+        return {"error": f"the {name} process died ({how})" + (": " + " | ".join(tail) if tail else "")}
+    return json.loads(result_path.read_text())
+
+
+def profile(source: Union[str, Path, bytes], backends: Sequence[str] = DEFAULT_BACKENDS, runs: int = 200,
+            warmup: int = 20, threads: int = 1, batch: int = 1, inputs: Optional[list[list[np.ndarray]]] = None,
+            keras: Optional[Union[str, Path]] = None, seed: int = 0, time_steps: int = 50,
+            op_runs: int = 50, progress: Optional[Callable[[str, int, int], None]] = None) -> dict:
+    """Profile a .tflite model: latency per backend, time per edgelstm operator, model totals.
+
+    `batch` sequences are processed per timed call (each from a fresh state); `inputs` are samples
+    like `Model.run` takes (random over the full input range by default). Backends that are not
+    installed, or cannot load the model, are listed under "skipped" with the reason. Returns the
+    report as a JSON-ready dict (the schema is in the README).
+    """
+    for name, value in (("runs", runs), ("batch", batch), ("threads", threads)):
+        if value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}")
+    if warmup < 0 or op_runs < 0:
+        raise InputError("warmup and op_runs cannot be negative")
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise InputError(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+    from ..model import load
+    from ..tflite_reader import model_bytes
+
+    data = model_bytes(source)
+    model = load(data)
+    batch_inputs = _inputs(model, inputs, batch, seed, time_steps)
+    stats = model_stats(model, batch_inputs[0])
+    keras_path = Path(keras) if keras else None
+    if keras_path is None and isinstance(source, (str, Path)) and Path(source).with_suffix(".keras").exists():
+        keras_path = Path(source).with_suffix(".keras")  # the pair `edgelstm train/convert` writes
+    if keras_path is not None and not keras_path.exists():
+        raise InputError(f"Keras model not found: {keras_path}")
+
+    report: dict = {
+        "model": str(source) if isinstance(source, (str, Path)) else "<bytes>",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "machine": machine_info(),
+        "settings": {"runs": runs, "warmup": warmup, "threads": threads, "batch": batch,
+                     "input_shapes": [list(a.shape) for a in batch_inputs[0]], "op_runs": op_runs},
+        **{k: v for k, v in stats.items() if k != "ops"},
+        "backends": {}, "skipped": {}, "ops": [], "lstm_layers": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="edgelstm-profile-") as tmp:
+        workdir = Path(tmp)
+        model_path = workdir / "model.tflite"
+        model_path.write_bytes(data)
+        np.savez(workdir / "inputs.npz", **{f"x{i}": np.stack([s[i] for s in batch_inputs])
+                                            for i in range(len(batch_inputs[0]))})
+        for name in backends:
+            why = missing(name)
+            if why is None and name == "keras" and keras_path is None:
+                why = "needs the float model: pass --keras MODEL.keras"
+            if why is not None:
+                report["skipped"][name] = why
+                continue
+            spec = {"backend": name, "model": str(model_path), "inputs": str(workdir / "inputs.npz"),
+                    "runs": runs, "warmup": warmup, "threads": threads,
+                    "keras": str(keras_path) if keras_path else None,
+                    "op_runs": op_runs if name == "edgelstm" else 0}
+            res = _run_child(spec, workdir, progress)
+            if "error" in res:
+                report["skipped"][name] = res["error"]
+                continue
+            entry = {"version": res["version"], **summarize(res["samples_us"], batch),
+                     "cold_start_ms": res["cold_start_ms"], "first_call_ms": res["first_call_ms"],
+                     "import_and_load_ms": res["import_and_load_ms"],
+                     "peak_rss_mb": res["peak_rss_mb"], "rss_before_load_mb": res["rss_before_load_mb"],
+                     "samples_us": res["samples_us"]}
+            report["backends"][name] = entry
+            if "op_seconds" in res:
+                report["ops"], report["lstm_layers"] = _op_rows(stats["ops"], res["op_seconds"])
+    if "edgelstm" in report["backends"] and report["backends"]["edgelstm"]["p50_us"] > 0:
+        report["gmacs_per_s"] = round(stats["macs"] * batch / (report["backends"]["edgelstm"]["p50_us"] * 1e3), 3)
+    return report
+
+
+def _op_rows(ops: list[dict], seconds: list[float]) -> tuple[list[dict], list[dict]]:
+    total = float(sum(seconds))
+    rows, layers = [], []
+    for op, s in zip(ops, seconds):
+        row = {**{k: v for k, v in op.items() if k not in ("timesteps", "units")},
+               "time_us": round(s * 1e6, 3), "share": s / total if total > 0 else 0.0}
+        rows.append(row)
+        if "timesteps" in op:
+            layers.append({"op_index": op["index"], "units": op["units"], "timesteps": op["timesteps"],
+                           "time_us": round(s * 1e6, 3),
+                           "per_timestep_us": round(s * 1e6 / op["timesteps"], 3),
+                           "macs_per_timestep": op["macs"] // op["timesteps"]})
+    return rows, layers
+
+
+def machine_info() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("edgelstm", "numpy", "numba", "ai-edge-litert", "tflite-runtime", "tflite-micro",
+                 "tensorflow", "tf-keras"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
+            "python": platform.python_version(), "system": platform.platform(), "versions": versions}
+
+
+__all__ = ["profile", "model_stats", "summarize", "machine_info", "BACKENDS"]
