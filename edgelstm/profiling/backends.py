@@ -172,8 +172,7 @@ class KerasRunner(Runner):
         import tensorflow as tf
         import tf_keras
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        set_tf_threads(threads)
         try:
             model = tf_keras.models.load_model(keras_path, compile=False, safe_mode=True)
         except Exception as exc:
@@ -188,6 +187,21 @@ class KerasRunner(Runner):
 
     def outputs(self) -> list:
         return self._last
+
+
+def set_tf_threads(threads: int) -> None:
+    """Limit TensorFlow to `threads` (it fixes them at first use; later calls must agree)."""
+    import tensorflow as tf
+
+    cfg = tf.config.threading
+    if cfg.get_intra_op_parallelism_threads() == threads and cfg.get_inter_op_parallelism_threads() == threads:
+        return
+    try:
+        cfg.set_intra_op_parallelism_threads(threads)
+        cfg.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise ReferenceUnavailable(f"TensorFlow is already running with other thread settings; cannot time "
+                                   f"Keras on {threads} thread(s) in this process") from None
 
 
 def dequantize_for_keras(model_bytes: bytes, batch: list[list[np.ndarray]]) -> np.ndarray:
