@@ -36,9 +36,10 @@ class Model:
     LSTM state that persists between invocations (h and c live in variable tensors).
     """
 
-    def __init__(self, graph: Graph, flavor: str = "tflite"):
+    def __init__(self, graph: Graph, flavor: str = "tflite", memory_budget: Optional[int] = None):
         if flavor not in FLAVORS:
             raise ModelError(f"unknown flavor {flavor!r}; available: {', '.join(FLAVORS)}")
+        _check_memory_budget(graph, memory_budget)
         self.graph = graph
         self.flavor = flavor
         self._kernels: list[OpKernel] = [build_kernel(op, graph, flavor) for op in graph.operators]
@@ -228,12 +229,38 @@ class Model:
         """Exact count of the multiply-accumulates one `run(x)` performs."""
         return sum(self.op_macs(x))
 
-def load(source: Union[str, Path, bytes], flavor: str = "tflite") -> Model:
+DEFAULT_MEMORY_BUDGET = 1 << 30
+
+
+def _check_memory_budget(graph: Graph, budget: Optional[int]) -> None:
+    """Refuse, before anything is allocated, a model whose tensors would need more than `budget`
+    bytes (default: EDGELSTM_MEMORY_BUDGET or 1 GiB). The reader caps each tensor at 2^28
+    elements, but a hostile file can declare many such tensors; a real LSTM needs kilobytes."""
+    if budget is None:
+        env = os.environ.get("EDGELSTM_MEMORY_BUDGET")
+        try:
+            budget = int(float(env)) if env else DEFAULT_MEMORY_BUDGET
+        except ValueError:
+            raise ModelError(f"EDGELSTM_MEMORY_BUDGET must be a number of bytes, got {env!r}") from None
+    planned = 0
+    for t in graph.tensors:
+        if t.data is None and t.dtype is not None:
+            # dynamic dimensions count as 1 here; run-time sizes follow the caller's inputs
+            planned += int(np.prod([max(d, 1) for d in t.shape], dtype=np.int64)) * np.dtype(t.dtype).itemsize
+    if planned > budget:
+        raise ModelError(f"the model's tensors need {planned / 2**20:,.0f} MiB, above the memory budget of "
+                         f"{budget / 2**20:,.0f} MiB; if that is intended, raise it with "
+                         "edgelstm.load(..., memory_budget=BYTES) or EDGELSTM_MEMORY_BUDGET")
+
+
+def load(source: Union[str, Path, bytes], flavor: str = "tflite", memory_budget: Optional[int] = None) -> Model:
     """Load a .tflite model (path or bytes) and prepare it for edgelstm's kernels.
 
     flavor="tflite" matches the TFLite/LiteRT interpreter's builtin kernels bit for bit.
-    Raises `edgelstm.ModelError` if the file is malformed or uses something unsupported.
+    memory_budget: most bytes the model's tensors may plan (default 1 GiB, or EDGELSTM_MEMORY_BUDGET).
+    Raises `edgelstm.ModelError` if the file is malformed, uses something unsupported, or needs
+    more memory than the budget.
     """
     if flavor not in FLAVORS:
         raise ModelError(f"unknown flavor {flavor!r}; available: {', '.join(FLAVORS)}")
-    return Model(read_model(source), flavor)
+    return Model(read_model(source), flavor, memory_budget)

@@ -86,3 +86,29 @@ def test_runtime_import_does_not_import_tensorflow(basic_path):
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code, str(basic_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_memory_budget_refuses_huge_planned_tensors(basic_path, monkeypatch):
+    from tflite_build import edit
+
+    def inflate(m):
+        # three activations declared at 2^26 int32 elements each (768 MiB in all), shapes the
+        # reader accepts one by one
+        for t in [t for t in m.subgraphs[0].tensors if m.buffers[t.buffer].data is None][:3]:
+            t.shape = [1, 1 << 26]
+            t.shapeSignature = None
+            t.type = 2  # INT32
+
+    big = edit(basic_path.read_bytes(), inflate)
+    with pytest.raises(edgelstm.ModelError, match="memory budget of 512 MiB"):
+        edgelstm.load(big, memory_budget=512 << 20)
+    monkeypatch.setenv("EDGELSTM_MEMORY_BUDGET", str(100 << 20))
+    with pytest.raises(edgelstm.ModelError, match="above the memory budget of 100 MiB"):
+        edgelstm.load(big)
+    # raising the budget lets the load go on to the kernels' own checks (these shapes are inconsistent)
+    with pytest.raises(edgelstm.ModelError) as exc:
+        edgelstm.load(big, memory_budget=4 << 30)
+    assert "memory budget" not in str(exc.value)
+    monkeypatch.setenv("EDGELSTM_MEMORY_BUDGET", "lots")
+    with pytest.raises(edgelstm.ModelError, match="EDGELSTM_MEMORY_BUDGET must be a number"):
+        edgelstm.load(basic_path)
