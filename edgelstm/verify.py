@@ -112,6 +112,12 @@ def load_inputs(path: Union[str, Path], model: Model) -> tuple[list[list[np.ndar
 
     Returns the samples and whether the file held a stack of them."""
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic != b"\x93NUMPY":
+            # np.load would try to unpickle it and blame pickling; say what the file is not
+            kind = "a .npz archive" if magic[:2] == b"PK" else "not a .npy file (no NumPy header)"
+            raise InputError(f"{path} is {kind}; expected one .npy array")
         arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise InputError(f"input file not found: {path}") from None
@@ -129,6 +135,8 @@ def load_inputs(path: Union[str, Path], model: Model) -> tuple[list[list[np.ndar
     if arr.ndim == len(spec.shape):
         return [[arr]], False
     if arr.ndim == len(spec.shape) + 1:
+        if arr.shape[0] == 0:
+            raise InputError(f"{path} is empty: a stack of 0 samples (shape {list(arr.shape)})")
         return [[a] for a in arr], True
     raise InputError(f"{path}: expected shape {list(spec.shape)} or [N, *{list(spec.shape)}], "
                      f"got {list(arr.shape)}")

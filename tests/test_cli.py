@@ -53,19 +53,62 @@ def test_run_writes_outputs(model_path, tmp_path):
     assert y.shape == (2, 1, 4) and y.dtype == np.int8
 
 
-@pytest.mark.parametrize("args,message", [
-    (["verify", "missing.tflite"], "not found"),
-    (["run", "{model}", "--input", "{bad}", "--output", "{out}"], "expected dtype int8, got float64"),
-    (["run", "{model}", "--input", "{pickle}", "--output", "{out}"], "not a plain .npy"),
-])
-def test_errors_are_one_line_exit_2(model_path, tmp_path, args, message):
-    np.save(tmp_path / "bad.npy", np.zeros((1, 20, 6), np.float64))
-    np.save(tmp_path / "pickle.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    fmt = dict(model=model_path, bad=tmp_path / "bad.npy", out=tmp_path / "o.npy", pickle=tmp_path / "pickle.npy")
-    r = cli(*[a.format(**fmt) for a in args])
-    assert r.returncode == 2
-    assert message in r.stderr and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+_BAD_INPUTS = {
+    "float64": (np.zeros((1, 20, 6), np.float64), "expected dtype int8, got float64"),
+    "shape": (np.zeros((1, 21, 6), np.int8), "must have shape [1, 20, 6]"),
+    "rank": (np.zeros((20, 6), np.int8), "expected shape [1, 20, 6] or [N, *[1, 20, 6]]"),
+    "empty": (np.zeros((0, 1, 20, 6), np.int8), "empty"),
+    "pickle": (np.array([{"a": 1}], dtype=object), "not a plain .npy"),
+}
+
+
+def _write_bad(tmp_path, kind):
+    p = tmp_path / f"{kind}.npy"
+    if kind == "text":
+        p.write_text("1,2,3\n")
+    elif kind == "truncated":
+        np.save(p, np.zeros((4, 1, 20, 6), np.int8))
+        p.write_bytes(p.read_bytes()[:200])
+    else:
+        np.save(p, _BAD_INPUTS[kind][0], allow_pickle=True)
+    return p
+
+
+_MESSAGES = {**{k: v[1] for k, v in _BAD_INPUTS.items()}, "text": "not a .npy file (no NumPy header)", "truncated": "not a plain .npy"}
+
+
+@pytest.mark.parametrize("command", ["run", "verify", "profile"])
+@pytest.mark.parametrize("kind", sorted(_MESSAGES))
+def test_bad_inputs_are_one_line_exit_2(model_path, tmp_path, command, kind):
+    bad = _write_bad(tmp_path, kind)
+    args = {"run": ["run", model_path, "--input", bad, "--output", tmp_path / "o.npy"],
+            "verify": ["verify", model_path, "--inputs", bad],
+            "profile": ["profile", model_path, "--inputs", bad, "--backends", "edgelstm", "--runs", "2"]}[command]
+    r = cli(*args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert _MESSAGES[kind] in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_nan_in_float_inputs_is_one_line_exit_2(tmp_path):
+    p = tmp_path / "float_io.tflite"
+    p.write_bytes(zoo.build("float_io"))
+    import edgelstm
+
+    x = np.zeros(edgelstm.load(p).inputs[0].shape, np.float32)
+    x.flat[3] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    for args in (["run", p, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy"],
+                 ["verify", p, "--inputs", tmp_path / "x.npy"]):
+        r = cli(*args)
+        assert r.returncode == 2 and "NaN or infinity" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_model_and_debug_traceback(tmp_path):
+    r = cli("verify", tmp_path / "missing.tflite")
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+    r = cli("--debug", "verify", tmp_path / "missing.tflite")
+    assert r.returncode != 0 and "Traceback" in r.stderr
 
 
 def test_help_lists_commands():
