@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import EdgeLSTMError, InputError, ReferenceUnavailable
+from .errors import EdgeLSTMError, InputError, ModelError, ReferenceUnavailable
 from .tflite_reader import model_bytes
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
@@ -36,7 +36,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             res = verify(data, reference=name, inputs=inputs, samples=args.samples, seed=args.seed,
                          time_steps=args.time_steps,
                          progress=None if args.json else stderr_progress(f"verify vs {name}"))
-        except ReferenceUnavailable as exc:
+        except (ReferenceUnavailable, ModelError, InputError) as exc:
+            # the default flavor accepted model and inputs above, so a ModelError or InputError here
+            # comes from the tflm flavor (no kernel for an op; TFLM's static shapes)
             if args.against != "all":
                 raise
             # e.g. TensorFlow's bundled interpreter lacks a newer op version its converter emits
@@ -64,7 +66,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         for r in results:
             ref = f"{r.reference['name']} {r.reference['version']}"
             verdict = "BIT-EXACT" if r.bit_exact else "MISMATCH"
-            print(f"{verdict} vs {ref}: {r.samples} samples"
+            print(f"{verdict} vs {ref} (edgelstm flavor {r.flavor}): {r.samples} samples"
                   + (" (reset per sample, then state carried across all of them)" if r.state_checked else ""))
             print(f"  {'output':<40} {'elements':>10} {'differ':>8} {'max|diff|':>10}")
             for o in r.outputs:
@@ -86,7 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .model import load
     from .verify import load_inputs
 
-    model = load(model_bytes(args.model))
+    model = load(model_bytes(args.model), flavor=args.flavor)
     batches, stacked = load_inputs(args.input, model)
     if len(model.outputs) != 1:
         raise EdgeLSTMError("models with several outputs: use the Python API (Model.run)")
@@ -104,7 +106,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .model import load
 
-    model = load(model_bytes(args.model))
+    model = load(model_bytes(args.model), flavor=args.flavor)
     info = {
         "inputs": [{"name": i.name, "dtype": i.dtype.name, "shape": list(i.shape),
                     "scale": i.quantization.s if i.quantization else None,
@@ -187,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0, help="seed for generated inputs")
     v.add_argument("--time-steps", type=int, default=50,
                    help="sequence length for models whose time dimension is dynamic (default 50)")
-    v.add_argument("--against", default="litert", choices=["litert", "tflite-runtime", "tflite", "all"],
-                   help="reference interpreter (default litert; 'all' = every installed one)")
+    v.add_argument("--against", default="litert", choices=["litert", "tflite-runtime", "tflite", "tflm", "all"],
+                   help="reference interpreter (default litert; 'all' = every installed one); tflm (TFLite "
+                        "Micro) is compared with edgelstm's tflm flavor, the others with the tflite flavor")
     v.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     v.set_defaults(func=_cmd_verify)
 
@@ -200,11 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", required=True, metavar="Y.npy")
     r.add_argument("--keep-state", action="store_true",
                    help="carry LSTM state from one stacked sample to the next instead of resetting")
+    r.add_argument("--flavor", default="tflite", choices=["tflite", "tflm"],
+                   help="whose arithmetic to reproduce: LiteRT's reference kernels (default) or TFLite Micro's")
     r.set_defaults(func=_cmd_run)
 
     i = sub.add_parser("info", help="show a model's inputs, outputs and ops")
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
+    i.add_argument("--flavor", default="tflite", choices=["tflite", "tflm"],
+                   help="check the model against this flavor's kernels (tflm: TFLite Micro, static shapes)")
     i.set_defaults(func=_cmd_info)
 
     doc = sub.add_parser("doctor", help="check this machine: versions, Numba cache, interpreters, known-bad combos",

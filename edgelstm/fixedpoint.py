@@ -307,6 +307,13 @@ def one_minus_x_over_one_plus_x16(a):
 
 
 @_jit
+def one_minus_x_over_one_plus_x32(a):
+    """gemmlowp one_minus_x_over_one_plus_x_for_x_in_0_1, int32 (Q0.31 in and out)."""
+    x = _newton_reciprocal32(rounding_half_sum32(a, INT32_MAX))
+    return sat_shift_left32(wrap32(x - (1 << 29)), 2)
+
+
+@_jit
 def logistic16(a, integer_bits):
     """gemmlowp logistic(FixedPoint<int16, integer_bits>) -> Q0.15."""
     if a == 0:
@@ -325,6 +332,26 @@ def tanh16(a, integer_bits):
     # ExactMulByPot<1>: same raw value read with one more integer bit, i.e. exp(2n)
     t = one_minus_x_over_one_plus_x16(exp_on_negative_values16(n, integer_bits + 1))
     return wrap16(-t) if a < 0 else t
+
+
+@_jit
+def logistic32(a, integer_bits):
+    """gemmlowp logistic(FixedPoint<int32, integer_bits>) -> Q0.31 (TFLite Micro's int8 LOGISTIC)."""
+    if a == 0:
+        return 1 << 30
+    abs_a = a if a > 0 else wrap32(-a)
+    pos = one_over_one_plus_x32(exp_on_negative_values32(wrap32(-abs_a), integer_bits))
+    return pos if a > 0 else wrap32(INT32_MAX - pos)
+
+
+@_jit
+def tanh32(a, integer_bits):
+    """gemmlowp tanh(FixedPoint<int32, integer_bits>) -> Q0.31 (TFLite Micro's int8 TANH)."""
+    if a == 0:
+        return 0
+    n = a if a < 0 else wrap32(-a)
+    t = one_minus_x_over_one_plus_x32(exp_on_negative_values32(n, integer_bits + 1))
+    return wrap32(-t) if a < 0 else t
 
 
 @_jit
@@ -361,6 +388,101 @@ def tanh_table(integer_bits: int) -> np.ndarray:
     if key not in _TABLES:
         t = np.empty(65536, dtype=np.int16)
         _fill_tanh(t, integer_bits)
+        t.setflags(write=False)
+        _TABLES[key] = t
+    return _TABLES[key]
+
+
+
+# -- TFLite Micro's int16 sigmoid/tanh: a 256-entry table with linear interpolation ----------------
+# sigmoid(i / 24) in Q0.16 for i = 0..255, as tabulated in TFLite's kernels/internal/common.h
+# (sigmoid_table_uint16). The values are data, not a formula: rounding 65536 * sigmoid(i / 24)
+# misses 44 of them by one, so they are reproduced as published.
+SIGMOID_TABLE_UINT16 = np.array([
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432,
+    42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475,
+    49975, 50464, 50942, 51409, 51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485,
+    55834, 56174, 56503, 56823, 57133, 57433, 57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519,
+    59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110, 61279, 61441, 61599, 61750, 61896, 62036,
+    62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186, 63279, 63368, 63454, 63536,
+    63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308, 64357, 64405,
+    64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900,
+    64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179,
+    65194, 65208, 65221, 65234, 65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337,
+    65345, 65352, 65360, 65367, 65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425,
+    65429, 65433, 65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474,
+    65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498, 65500, 65501,
+    65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513, 65514, 65515, 65516, 65517,
+    65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524, 65525, 65525,
+    65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530,
+    65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533,
+    65533, 65533, 65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534,
+    65534, 65534, 65534, 65535], dtype=np.int64)
+SIGMOID_TABLE_UINT16.setflags(write=False)
+
+
+@_jit
+def lut_scale_input16(x, multiplier, shift):
+    """The input scaling of TFLite Micro's int16 LUT sigmoid/tanh: multiplier 0 means a power-of-two
+    scale and stands for 3 << shift with no shift; otherwise (x * multiplier + half) >> shift.
+    The 3 maps [-8, 8) in Q3.12 onto the table's [-10.7, 10.7)."""
+    if multiplier == 0:
+        return x * (3 << shift)
+    half = (1 << (shift - 1)) if shift > 0 else 0
+    return (x * multiplier + half) >> shift
+
+
+@_jit
+def lut_logistic16(x, multiplier, shift):
+    """TFLite Micro's reference_integer_ops::Logistic on one int16: Q3.12 (after the input scaling)
+    -> Q0.15 by interpolating SIGMOID_TABLE_UINT16 with 9 fractional bits of |v|, mirrored for
+    negative v; all in uint32 as the C++ does. sigmoid(-large) comes out as 1, not 0."""
+    v = lut_scale_input16(x, multiplier, shift)
+    a = abs(v)
+    uh = a >> 9
+    if uh >= 255:
+        r = 0x7FFF << 10
+    else:
+        ua = SIGMOID_TABLE_UINT16[uh]
+        r = (ua << 9) + (a & 0x1FF) * (SIGMOID_TABLE_UINT16[uh + 1] - ua)
+    r = r + (1 << 9) if v >= 0 else (1 << 25) - r + (1 << 9) - 1
+    return wrap16(r >> 10)
+
+
+@_jit
+def lut_tanh16(x, multiplier, shift):
+    """TFLite Micro's reference_integer_ops::Tanh on one int16: tanh(y) = 2 sigmoid(2y) - 1 read off
+    the same table with 8 fractional bits, result Q0.15 (int32 arithmetic shift at the end)."""
+    v = lut_scale_input16(x, multiplier, shift)
+    a = abs(v)
+    uh = a >> 8
+    if uh >= 255:
+        r = 0xFFFF << 8
+    else:
+        ua = SIGMOID_TABLE_UINT16[uh]
+        r = (ua << 8) + (a & 0xFF) * (SIGMOID_TABLE_UINT16[uh + 1] - ua)
+    r = r - (1 << 23) + (1 << 7) if v >= 0 else -r + (1 << 23) + (1 << 7) - 1
+    return wrap16(r >> 8)
+
+
+@_jit
+def _fill_lut(out, tanh, multiplier, shift):
+    for i in range(65536):
+        if tanh:
+            out[i] = lut_tanh16(i - 32768, multiplier, shift)
+        else:
+            out[i] = lut_logistic16(i - 32768, multiplier, shift)
+
+
+def lut_table(kind: str, multiplier: int = 0, shift: int = 0) -> np.ndarray:
+    """All 65,536 outputs of `lut_logistic16` (kind "logistic") or `lut_tanh16` ("tanh") for one
+    input scaling, indexed by raw input + 32768 (int16)."""
+    if kind not in ("logistic", "tanh"):
+        raise ValueError(f"kind must be 'logistic' or 'tanh', not {kind!r}")
+    key = ("lut_" + kind, multiplier, shift)
+    if key not in _TABLES:
+        t = np.empty(65536, dtype=np.int16)
+        _fill_lut(t, kind == "tanh", multiplier, shift)
         t.setflags(write=False)
         _TABLES[key] = t
     return _TABLES[key]

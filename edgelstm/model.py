@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputError, ModelError
 from .ops import build_kernel
-from .ops.base import FLAVORS, OpKernel
+from .ops.base import FLAVORS, OpKernel, graph_for_flavor
 from .tflite_reader import Graph, Quantization, read_model
 
 ArrayOrList = Union[np.ndarray, list]
@@ -40,6 +40,7 @@ class Model:
         if flavor not in FLAVORS:
             raise ModelError(f"unknown flavor {flavor!r}; available: {', '.join(FLAVORS)}")
         _check_memory_budget(graph, memory_budget)
+        graph = graph_for_flavor(graph, flavor)
         self.graph = graph
         self.flavor = flavor
         self._kernels: list[OpKernel] = [build_kernel(op, graph, flavor) for op in graph.operators]
@@ -256,7 +257,8 @@ def _check_memory_budget(graph: Graph, budget: Optional[int]) -> None:
 def load(source: Union[str, Path, bytes], flavor: str = "tflite", memory_budget: Optional[int] = None) -> Model:
     """Load a .tflite model (path or bytes) and prepare it for edgelstm's kernels.
 
-    flavor="tflite" matches the TFLite/LiteRT interpreter's builtin kernels bit for bit.
+    flavor="tflite" matches the TFLite/LiteRT interpreter's builtin kernels bit for bit;
+    flavor="tflm" matches TFLite Micro's (which runs every tensor at its stored, static size).
     memory_budget: most bytes the model's tensors may plan (default 1 GiB, or EDGELSTM_MEMORY_BUDGET).
     Raises `edgelstm.ModelError` if the file is malformed, uses something unsupported, or needs
     more memory than the budget.

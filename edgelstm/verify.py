@@ -45,6 +45,7 @@ class VerifyResult:
     outputs: list[OutputDiff]
     first_mismatch: Optional[FirstMismatch] = None
     state_checked: bool = False
+    flavor: str = "tflite"
 
     @property
     def mismatched_elements(self) -> int:
@@ -170,11 +171,17 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
            progress: Optional[Callable[[int, int], None]] = None) -> VerifyResult:
     """Compare edgelstm with `reference` on the given (or generated) inputs.
 
+    The reference decides edgelstm's flavor: "tflm" (TFLite Micro) is compared with
+    `load(..., flavor="tflm")`, every other reference with the default flavor="tflite"; the result
+    records which (`flavor`). TFLite Micro runs only the shapes stored in the model, so for it the
+    generated inputs of a dynamic model have those (usually a time length of 1).
+
     With check_state, the samples are also run back to back without resetting the state, in both
     runtimes, so that state carried across invocations is compared too.
     """
     data = model_bytes(model_source)
-    model = load(data)
+    flavor = flavor_for(reference)
+    model = load(data, flavor=flavor)
     ref = get_reference(reference, bytes(data))
     if inputs is None:
         inputs = make_inputs(model, samples, seed, time_steps)
@@ -215,7 +222,12 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
     if first is None and any(d.mismatched_elements for d in diffs):
         first = FirstMismatch(-1, None, None, None, None)  # only the carried-state pass differed
     return VerifyResult(reference={"name": ref.name, "version": ref.version}, samples=len(inputs),
-                        outputs=diffs, first_mismatch=first, state_checked=check_state)
+                        outputs=diffs, first_mismatch=first, state_checked=check_state, flavor=flavor)
+
+
+def flavor_for(reference: str) -> str:
+    """The edgelstm flavor whose arithmetic a reference interpreter runs."""
+    return "tflm" if reference == "tflm" else "tflite"
 
 
 def unequal(a: np.ndarray, b: np.ndarray) -> np.ndarray:

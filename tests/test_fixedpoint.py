@@ -20,9 +20,11 @@ def _compiled():
     for name in ("srdhm32", "srdhm16", "rdbp", "sat_shift_left16", "sat_shift_left32", "rounding_half_sum16",
                  "rounding_half_sum32", "exp_on_interval_m1_4_0_16", "exp_on_interval_m1_4_0_32",
                  "exp_on_negative_values16", "exp_on_negative_values32", "one_over_one_plus_x16",
-                 "one_over_one_plus_x32", "one_minus_x_over_one_plus_x16", "tanh16"):
+                 "one_over_one_plus_x32", "one_minus_x_over_one_plus_x16", "tanh16",
+                 "one_minus_x_over_one_plus_x32", "logistic32", "tanh32", "lut_scale_input16", "lut_logistic16",
+                 "lut_tanh16"):
         fn = getattr(fp, name)
-        fn(*[-1, 1][:fn.py_func.__code__.co_argcount])
+        fn(*[-1, 1, 1][:fn.py_func.__code__.co_argcount])
     fp.mbqm(1, 1 << 30, 0)
     for name in ("quantize_multiplier", "round_half_away", "x86_double_to_int32"):
         getattr(fp, name)(0.5)
@@ -293,3 +295,76 @@ def test_wrap_and_saturate(x):
     assert fp.wrap16(x) == wrap(x, 16)
     assert fp.sat16(x) == max(-32768, min(32767, x))
     assert fp.sat8(x) == max(-128, min(127, x))
+
+
+# -- TFLite Micro's primitives -----------------------------------------------------------------------
+@given(st.integers(0, 2**31 - 1))
+@example(0)
+@example(2**31 - 1)
+def test_one_minus_x_over_one_plus_x32(a):
+    # the int32 twin of the 16-bit function: within 14 LSB of Q0.31 (13.5 over 50,000 random inputs)
+    got = fp.one_minus_x_over_one_plus_x32(a)
+    want = min(2**31 * (1 - a / 2**31) / (1 + a / 2**31), 2**31 - 1)
+    assert abs(got - want) <= 14
+
+
+@given(i32)
+@example(0)
+@example(1)
+@example(-1)
+@example(-(2**31) + 1)
+def test_logistic32_and_tanh32(a):
+    """gemmlowp's int32 logistic and tanh on Q4.27 (TFLite Micro's int8 LOGISTIC/TANH): within 160
+    and 320 LSB of Q0.31 (measured 151 and 299), odd/complementary symmetry exact."""
+    x = a / 2**27
+    lg, th = fp.logistic32(a, 4), fp.tanh32(a, 4)
+    assert abs(lg - 2**31 / (1 + math.exp(-x))) <= 160
+    assert abs(th - 2**31 * math.tanh(x)) <= 320
+    if a != 0:
+        assert fp.logistic32(-a, 4) == 2**31 - 1 - lg
+        assert fp.tanh32(-a, 4) == -th
+    else:
+        assert (lg, th) == (2**30, 0)
+
+
+@given(i16, st.integers(0, 15), st.integers(1, 3 << 13))
+def test_lut_scale_input16(x, shift, multiplier):
+    assert fp.lut_scale_input16(x, 0, shift) == x * 3 * 2**shift
+    # (x * m + 2^(s-1)) >> s: round to nearest, ties toward +infinity
+    want = math.floor(Fraction(x * multiplier, 2**shift) + Fraction(1, 2)) if shift else x * multiplier
+    assert fp.lut_scale_input16(x, multiplier, shift) == want
+
+
+def test_sigmoid_table_uint16_is_sigmoid_i_over_24():
+    t = fp.SIGMOID_TABLE_UINT16
+    assert t.shape == (256,) and t[0] == 32768 and t[-1] == 65535 and np.all(np.diff(t) >= 0)
+    assert np.abs(t - 65536 / (1 + np.exp(-np.arange(256) / 24))).max() < 1.12  # measured 1.109
+
+
+def test_lut_logistic_exhaustive():
+    table = fp.lut_table("logistic").astype(np.int64)
+    x = (np.arange(65536) - 32768) / 4096.0
+    assert np.abs(table - 32768 / (1 + np.exp(-x))).max() <= 1.02  # TF PR #34589: +-1.016 LSB
+    assert np.all(np.diff(table) >= 0)
+    assert np.all(table[1:32768] + table[65535:32768:-1] == 32768)
+    assert table[32768] == 16384
+
+
+@pytest.mark.parametrize("multiplier,shift,input_exp", [(0, 0, -12), (0, 1, -11), (0, 3, -9), (3, 1, -13),
+                                                        (3, 3, -15), (3, 7, -19)])
+def test_lut_tanh_exhaustive(multiplier, shift, input_exp):
+    """Q(15+cs) cell states reach the table by a left shift (multiplier 0) or a rounding right shift
+    (multiplier 3): within 1.5 LSB of Q0.15 without a right shift (TF PR #34589: +-1.477), 2.4 with
+    one (measured 2.44: the shift rounds the input), exactly odd."""
+    table = fp.lut_table("tanh", multiplier, shift).astype(np.int64)
+    x = (np.arange(65536) - 32768) * 2.0 ** input_exp
+    assert np.abs(table - 32768 * np.tanh(x)).max() <= (1.48 if multiplier == 0 else 2.45)
+    assert np.all(np.diff(table) >= 0)
+    if multiplier == 0:
+        assert np.array_equal(table[1:][::-1], -table[1:])
+    assert fp.lut_tanh16(12345, multiplier, shift) == table[12345 + 32768]
+
+
+def test_lut_table_rejects_bad_kind():
+    with pytest.raises(ValueError):
+        fp.lut_table("relu")

@@ -13,6 +13,11 @@ as LiteRT's BUILTIN_REF kernels compute (tflite/kernels/activations.cc):
   float bounds.
 * LEAKY_RELU (Register_LEAKY_RELU_REF) is QuantizeLeakyRelu: one multiplier for x >= 0, another
   for alpha * x, with the sign of a negative alpha applied after the requantization.
+
+TFLite Micro (flavor="tflm") differs on three of them: LOGISTIC and TANH are integer code (gemmlowp's
+int32 logistic/tanh on a Q4.27 input, `_gemmlowp_sigmoid_table`) that assumes the output
+quantization instead of reading it, and RELU6 clamps in the input's quantization without
+requantizing. RELU and LEAKY_RELU are the same code; RELU_N1_TO_1 and RELU_0_TO_1 have no TFLM kernel.
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ from typing import Callable, ClassVar, Optional
 import numpy as np
 from numba import njit
 
-from ..fixedpoint import mbqm, quantize_multiplier, round_half_away, wrap32
+from ..fixedpoint import (logistic32, mbqm, quantize_multiplier, rdbp, round_half_away, tanh32, wrap32,
+                          x86_double_to_int32)
 from ..tflite_reader import Tensor
 from .base import OpKernel, quantize_bound, register, signatures_agree
 
@@ -130,6 +136,39 @@ def _leaky_relu_table(out, input_zp, output_zp, m_identity, s_identity, m_alpha,
         out[i] = min(max(c, -128), 127)
 
 
+@njit(cache=True, nogil=True)
+def _gemmlowp_sigmoid_table(out, input_zp, radius, multiplier, shift, is_tanh):
+    """TFLite Micro's integer LOGISTIC / TANH for every int8 input (out[v + 128]): inputs beyond
+    the radius saturate; the rest become Q4.27 via MultiplyByQuantizedMultiplier, go through
+    gemmlowp's int32 logistic or tanh, and are rounded to the implied output scale, 1/256 with zero
+    point -128 (LOGISTIC) or 1/128 with zero point 0 (TANH); the output tensor's own parameters
+    are never read."""
+    for i in range(256):
+        x = i - 128 - input_zp
+        if x <= -radius:
+            out[i] = -128
+        elif x >= radius:
+            out[i] = 127
+        elif is_tanh:
+            out[i] = min(max(rdbp(tanh32(mbqm(x, multiplier, shift), 4), 24), -128), 127)
+        else:
+            out[i] = min(max(rdbp(logistic32(mbqm(x, multiplier, shift), 4), 23) - 128, -128), 127)
+
+
+def tflm_sigmoid_table(kernel: OpKernel, in_s: float, in_zp: int, is_tanh: bool) -> np.ndarray:
+    """The 256 outputs of TFLite Micro's int8 LOGISTIC or TANH, input order."""
+    # Prepare: frexp of in_s * 2^27 (Q4.27 input), multiplier round(q * 2^31), radius
+    # floor(15 * 2^27 / 2^shift) (CalculateInputRadius with 4 integer bits)
+    q, shift = math.frexp(float(in_s) * float(1 << 27))
+    if shift < 0:
+        raise kernel.fail(f"input scale {in_s!r} is too small for TFLite Micro's int8 {kernel.op.opcode}")
+    multiplier = int(round_half_away(q * 2147483648.0))
+    radius = math.floor(15.0 * (1 << 27) / (1 << shift))
+    table = np.empty(256, dtype=np.int64)
+    _gemmlowp_sigmoid_table(table, in_zp, radius, multiplier, shift, is_tanh)
+    return table
+
+
 # -- kernels ---------------------------------------------------------------------------------------
 class _Int8TableOp(OpKernel):
     """An int8 -> int8 elementwise op evaluated through a 256-entry table built in prepare()."""
@@ -171,6 +210,12 @@ class _Int8TableOp(OpKernel):
 @register("LOGISTIC")
 class Logistic(_Int8TableOp):
     def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
+        if self.flavor == "tflm":
+            # TFLM checks only the zero point and writes q = 256 p - 128 whatever the scale says
+            if out_zp != -128:
+                raise self.fail(f"TFLite Micro's int8 LOGISTIC needs output zero point -128, {out.describe()} "
+                                f"has {out_zp}")
+            return tflm_sigmoid_table(self, in_s, in_zp, is_tanh=False)
         # The reference kernel insists on exactly 1/256 (a float compared with the double 1./256).
         if out_s != 1.0 / 256:
             raise self.fail(f"int8 LOGISTIC needs output scale 1/256, {out.describe()} has {out_s!r}")
@@ -180,6 +225,8 @@ class Logistic(_Int8TableOp):
 @register("TANH")
 class Tanh(_Int8TableOp):
     def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
+        if self.flavor == "tflm":  # writes q = 128 t, ignoring the output's scale and zero point
+            return tflm_sigmoid_table(self, in_s, in_zp, is_tanh=True)
         return float_lut(in_s, in_zp, out_s, out_zp, _tanhf)
 
 
@@ -209,6 +256,17 @@ class Relu(_ReluX):
 @register("RELU6")
 class Relu6(_ReluX):
     bounds = (0.0, 6.0)
+
+    def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
+        if self.flavor != "tflm":
+            return super().build_table(inp, out, in_s, in_zp, out_s, out_zp)
+        # TFLite Micro clamps the raw input to [zp, q(6)] in the *input's* quantization and never
+        # requantizes: the output tensor's parameters are ignored. q(6) = round(6 / s) + zp,
+        # computed in float (FloatToQuantizedType), then clamped to int8.
+        six = x86_double_to_int32(round_half_away(float(_f32(6.0) / _f32(in_s))) + in_zp)
+        six = min(max(six, -128), 127)
+        x = _INT8_VALUES
+        return np.where(x > six, six, np.where(x < in_zp, in_zp, x))
 
 
 @register("RELU_N1_TO_1")

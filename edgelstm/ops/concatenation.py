@@ -22,6 +22,8 @@ class Concatenation(OpKernel):
         if len(self.op.inputs) < 1:
             raise self.fail("needs at least one input")
         self.expect_counts(len(self.op.inputs), 1)
+        if self.flavor == "tflm" and len(self.op.inputs) > 10:
+            raise self.fail(f"TFLite Micro concatenates at most 10 tensors, this op has {len(self.op.inputs)}")
         self.xs = [self.input(i) for i in range(len(self.op.inputs))]
         self.y = self.output(0)
         self.expect_dtype(self.y, np.int8, np.int32)

@@ -10,6 +10,9 @@ multipliers are still computed in LiteRT's Prepare, but only their error checks 
 Other LiteRT behaviours reproduced: per-channel weights ignore their zero point (the spec makes them
 symmetric) while per-tensor weights subtract theirs; the accumulator is int32 and wraps; a per-tensor
 weight's bias scale must agree with s_in * s_w within 2% of s_out or Prepare fails.
+
+TFLite Micro (flavor="tflm") keeps the fixed-point multiplier: MultiplyByQuantizedMultiplier, with
+the multipliers of `_prepare_tflm`; the rest (weight offsets, wrap-around, bias check) is the same.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import InputError
-from ..fixedpoint import round_half_away, wrap32, x86_double_to_int32
+from ..fixedpoint import mbqm, quantize_multiplier, round_half_away, wrap32, x86_double_to_int32
 from .base import OpKernel, activation_range, legacy_params, register, shape_fits
 
 _jit = njit(cache=True, nogil=True)
@@ -44,6 +47,22 @@ def _fc_int8(x, w, bias, eff, out_zp, act_min, act_max, out):
             acc = wrap32(acc + bias[u])
             v = x86_double_to_int32(round_half_away(float(acc) * eff[u]))
             v = wrap32(v + out_zp)
+            v = max(v, act_min)
+            out[b, u] = min(v, act_max)
+
+
+@_jit
+def _fc_int8_mbqm(x, w, bias, mult, shift, out_zp, act_min, act_max, out):
+    """TFLite Micro's requantization: out[b, u] = clamp(out_zp + MBQM(acc, mult[u], shift[u]))."""
+    n_b, depth = x.shape
+    n_u = w.shape[0]
+    for b in range(n_b):
+        for u in range(n_u):
+            acc = 0
+            for d in range(depth):
+                acc += w[u, d] * x[b, d]
+            acc = wrap32(acc + bias[u])
+            v = wrap32(mbqm(acc, mult[u], shift[u]) + out_zp)
             v = max(v, act_min)
             out[b, u] = min(v, act_max)
 
@@ -104,6 +123,8 @@ class FullyConnected(OpKernel):
                                 f"{product} (LiteRT refuses a mismatch above 2% of the output scale)")
         # Left to right in double, as the reference kernel computes it.
         self.eff = np.array([s_in * sw / s_out for sw in w_scales], dtype=np.float64)
+        if self.flavor == "tflm":
+            self._prepare_tflm(per_channel, s_in, w_scales, s_out)
         self.out_zp = z_out
         self.act_min, self.act_max = activation_range(self, s_out, z_out, allow_2_31=True)
 
@@ -114,6 +135,18 @@ class FullyConnected(OpKernel):
         self._checked: dict = {}
         if -1 not in x.shape_signature:
             self._output_shape(x.shape, from_graph=True)
+
+    def _prepare_tflm(self, per_channel: bool, s_in: float, w_scales: list[float], s_out: float) -> None:
+        """TFLite Micro requantizes with MultiplyByQuantizedMultiplier, multipliers from
+        double(s_in) * double(s_w) / double(s_out), per channel or per tensor alike (measured: the
+        per-tensor product is not rounded to float32 first, whatever kernel_util.cc suggests)."""
+        reals = [float(s_in) * float(sw) / float(s_out) for sw in w_scales]
+        ms = [quantize_multiplier(r) for r in reals]
+        if any(sh > 30 for _, sh in ms):
+            raise self.fail(f"input x weight / output scale ratio {max(reals):.3g} is too large to requantize "
+                            "in int32")
+        self.mult = np.array([m for m, _ in ms], np.int64)
+        self.shift = np.array([sh for _, sh in ms], np.int64)
 
     def _output_shape(self, in_shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int]:
         """(output shape, rows) for an input shape; raises if they do not fit the weights."""
@@ -154,7 +187,10 @@ class FullyConnected(OpKernel):
         out_shape, rows = self._check_input(x)
         x2 = np.ascontiguousarray(x).reshape(rows, self.depth)
         out = np.empty((rows, self.units), dtype=np.int8)
-        _fc_int8(x2, self.w, self.bias, self.eff, self.out_zp, self.act_min, self.act_max, out)
+        if self.flavor == "tflm":
+            _fc_int8_mbqm(x2, self.w, self.bias, self.mult, self.shift, self.out_zp, self.act_min, self.act_max, out)
+        else:
+            _fc_int8(x2, self.w, self.bias, self.eff, self.out_zp, self.act_min, self.act_max, out)
         return [out.reshape(out_shape)]
 
     def macs(self, inputs: list[Optional[np.ndarray]]) -> int:

@@ -1,7 +1,8 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM, full-integer 8x8_16 path (int8 activations and weights, int16 cell).
 
 Bit-exact with LiteRT's `EvalInteger8x8_16` (shared/reference/tflite_int8_lstm_spec.md, section 2),
-including two behaviours of LiteRT that are arguably bugs but are what the interpreter computes
+with flavor="tflm" TFLite Micro's kernel instead (ops/lstm_tflm.py). The LiteRT path reproduces
+two behaviours of LiteRT that are arguably bugs but are what the interpreter computes
 (shared/reference/litert_vs_tflm.md, sections 2 and 3):
 - the hidden state is requantized with the scale/zero point of intermediate 4, not of the output
   state tensor (input 18), while the recurrent matmul reads it back with input 18's parameters;
@@ -201,8 +202,6 @@ class UnidirectionalSequenceLSTM(OpKernel):
         opts = op.options
         if opts.get("diagonal_recurrent_tensors"):
             raise self.fail("diagonal recurrent weights (IndyLSTM) are not supported")
-        if len(op.intermediates) != 5:
-            raise self.fail(f"the integer LSTM needs 5 intermediate tensors, has {len(op.intermediates)}")
         self.time_major = bool(opts.get("time_major", False))
         if len(x.shape) != 3:
             raise self.fail(f"input must be 3-D, is {list(x.shape)}")
@@ -246,12 +245,20 @@ class UnidirectionalSequenceLSTM(OpKernel):
         batch_dim = 1 if self.time_major else 0
         if x.shape_signature[batch_dim] not in (-1, self.n_batch):
             raise self.fail(f"input batch {x.shape[batch_dim]} does not match state batch {self.n_batch}")
+        out_t = self.output(0)
+        self.expect_dtype(out_t, np.int8)
+        if self.flavor == "tflm":
+            from . import lstm_tflm  # imports this module's Numba helpers, hence not at the top
+
+            self._tflm = lstm_tflm.prepare(self, x, wx, wh, bias, h_t, c_t)
+            self._tflm_eval = lstm_tflm.run
+            return
+        if len(op.intermediates) != 5:
+            raise self.fail(f"the integer LSTM needs 5 intermediate tensors, has {len(op.intermediates)}")
 
         s_in, z_in = self.per_tensor_quant(x)
         s_h, z_h = self.per_tensor_quant(h_t)
         s_c, _ = self.per_tensor_quant(c_t)
-        out_t = self.output(0)
-        self.expect_dtype(out_t, np.int8)
         hidden = self.graph.tensors[op.intermediates[4]]
         s4, z4 = self.per_tensor_quant(hidden)
         if not -128 <= z4 <= 127:
@@ -347,7 +354,10 @@ class UnidirectionalSequenceLSTM(OpKernel):
         self._shape_checks(x, h, c)
         xb = np.ascontiguousarray(x.transpose(1, 0, 2)) if self.time_major else x
         out = np.empty((xb.shape[0], xb.shape[1], self.n_out), dtype=np.int8)
-        _lstm_eval(xb, h, c, self.wx_t, self.wh_t, self.bx, self.bh, self._mult, self._tables, self._params, out)
+        if self.flavor == "tflm":
+            self._tflm_eval(self._tflm, xb, h, c, out)
+        else:
+            _lstm_eval(xb, h, c, self.wx_t, self.wh_t, self.bx, self.bh, self._mult, self._tables, self._params, out)
         if self.time_major:
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
         return [out]

@@ -4,6 +4,7 @@ The product of the two zero-point-corrected inputs (at most 255 * 255, so exact 
 requantized once with MultiplyByQuantizedMultiplier. A subtlety of mul.cc's Prepare: the real
 multiplier s1 * s2 / s_out is evaluated in *float32* (the scales are floats and nothing widens
 them before the division), and only the float32 result is handed to QuantizeMultiplier as a double.
+TFLite Micro (flavor="tflm") computes the same multiplier in double, which changes it slightly.
 
 A BatchNormalization after an LSTM(return_sequences) converts to MUL by a constant [C] vector
 broadcast over [B, T, C], followed by ADD of another constant vector.
@@ -33,7 +34,10 @@ class Mul(BinaryInt8Kernel):
 
     def prepare_math(self) -> None:
         (sa, za), (sb, zb), (sy, zy) = self.qa, self.qb, self.qy
-        real = float(np.float32(sa) * np.float32(sb) / np.float32(sy))
+        if self.flavor == "tflm":  # TFLite Micro widens the scales first: double arithmetic
+            real = float(sa) * float(sb) / float(sy)
+        else:
+            real = float(np.float32(sa) * np.float32(sb) / np.float32(sy))
         if not np.isfinite(real):
             raise self.fail(f"multiplier {sa} * {sb} / {sy} overflows float32")
         self.mult, self.shift = (int(v) for v in quantize_multiplier(real))

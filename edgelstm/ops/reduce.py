@@ -1,4 +1,4 @@
-"""MEAN and REDUCE_MAX on int8 tensors over a constant int32 axis list (SUM is refused, see below).
+"""MEAN and REDUCE_MAX on int8 tensors over a constant int32 axis list (SUM only for TFLite Micro).
 
 Keras' GlobalAveragePooling1D is MEAN over axis 1 of [1, T, C], with its own output quantization;
 GlobalMaxPooling1D is REDUCE_MAX, which keeps the input's quantization.
@@ -15,6 +15,8 @@ int8 SUM is refused: LiteRT's reference SUM (the kReference arm of QuantizedMean
 in reduce.cc, since late 2024 and in ai-edge-litert 2.3) reads the int8 input and writes the output
 as *uint8*, so BUILTIN_REF's result is wrong for any negative value and is no ground truth to be exact
 with. MEAN reaches reference_ops::QuantizedMeanOrSum another way, with the right type.
+TFLite Micro's SUM calls QuantizedMeanOrSum with int8 (and without the 1/n), so flavor="tflm" runs
+int8 SUM; its MEAN and REDUCE_MAX are the same code as LiteRT's.
 """
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ class Reduce(OpKernel):
     """int8 reductions; MEAN requantizes to the output's scale, REDUCE_MAX does not."""
 
     def prepare(self) -> None:
-        if self.op.opcode == "SUM":
+        if self.op.opcode == "SUM" and self.flavor != "tflm":
             raise self.fail("int8 SUM is not supported: LiteRT's reference kernel treats int8 data as "
                             "uint8 for SUM, so there is no correct reference to match (use MEAN, or "
                             "keep the sum in float)")
@@ -129,6 +131,8 @@ class Reduce(OpKernel):
             _max_rows(rows, flat)
         elif n_red == 0:
             flat[:] = 0  # the reference leaves an empty mean at 0, not at the zero point
+        elif self.op.opcode == "SUM":
+            _mean_rows(rows, n_red, self.zp_in, self.multiplier, self.shift, self.zp_out, flat)
         else:
             mult, shift = self._mean_requant(n_red)
             _mean_rows(rows, n_red, self.zp_in, mult, shift, self.zp_out, flat)

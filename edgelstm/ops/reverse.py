@@ -21,6 +21,7 @@ class ReverseV2(MovementKernel):
 
     n_inputs = (2,)
     max_rank = 8
+    tflm_max_rank = 6
 
     def prepare_args(self) -> None:
         axes = const_ints(self, 1, "axis")

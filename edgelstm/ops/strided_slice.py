@@ -171,6 +171,7 @@ def apply_plan(x: np.ndarray, plan: tuple[tuple[int, ...], tuple[int, ...], tupl
 
 @register("STRIDED_SLICE")
 class StridedSlice(MovementKernel):
+    tflm_max_rank = 4
     n_inputs = (4,)
 
     def prepare_args(self) -> None:
@@ -199,6 +200,8 @@ class StridedSlice(MovementKernel):
 @register("SLICE")
 class Slice(MovementKernel):
     """begin (>= 0) and size (>= 0, or -1 for "to the end") per input axis, constant int32/int64."""
+
+    tflm_max_rank = 5
 
     n_inputs = (3,)
 

@@ -15,6 +15,7 @@ class Transpose(MovementKernel):
 
     n_inputs = (2,)
     max_rank = 8
+    tflm_max_rank = 5
 
     def prepare_args(self) -> None:
         perm = const_ints(self, 1, "perm")

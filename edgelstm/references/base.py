@@ -12,6 +12,7 @@ _ADAPTERS = {
     "litert": "edgelstm.references.litert",
     "tflite-runtime": "edgelstm.references.tflite_runtime",
     "tflite": "edgelstm.references.tf_lite",
+    "tflm": "edgelstm.references.tflm",
 }
 REFERENCE_NAMES = tuple(_ADAPTERS)
 
