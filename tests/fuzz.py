@@ -14,7 +14,8 @@ The cases run in worker processes, with Numba's bounds checking on: an out-of-bo
 a JIT kernel becomes an IndexError (a foreign exception, so a finding) instead of silent memory
 corruption. A worker that dies is a crash (the parent restarts a worker after that case); a case that
 takes longer than --timeout seconds is a hang. Accepted outcomes: the loader refuses the model with
-ModelError, running it raises ModelError or InputError, or it runs. Anything else is a finding.
+ModelError, running it raises ModelError or InputError, or it runs, in each of the two flavours (tflite, tflm). Anything else
+is a finding.
 
 Coverage-guided fuzzers (atheris) were not used: they cannot see inside Numba-compiled code, which is
 where memory safety matters, and a crash would take the fuzzer down with it; seeded mutation with
@@ -228,23 +229,29 @@ def make_case(seeds: dict[str, bytes], seed: int, index: int) -> tuple[str, byte
 
 # -- running one case ---------------------------------------------------------------------------------
 def run_case(data: bytes) -> str:
-    """The outcome of loading and running one model: 'load', 'run' (refused there) or 'ok'."""
+    """Load and run one model in both flavours. The outcome names, per flavour, where it was refused
+    ('load' / 'run') or that it ran, e.g. 'tflite:ran tflm:load'."""
     from edgelstm import load
     from edgelstm.errors import InputError, ModelError
     from edgelstm.verify import make_inputs
 
-    try:
-        m = load(data)
-    except ModelError:
-        return "refused at load"
-    try:
-        inputs = make_inputs(m, 2, seed=0, time_steps=5)
-        for xs in inputs:
-            m.run(xs)
-        m.run(inputs[0], reset=False)
-    except (ModelError, InputError):
-        return "refused at run"
-    return "ran"
+    parts = []
+    for flavor in ("tflite", "tflm"):
+        try:
+            m = load(data, flavor=flavor)
+        except ModelError:
+            parts.append(f"{flavor}:load")
+            continue
+        try:
+            inputs = make_inputs(m, 2, seed=0, time_steps=5)
+            for xs in inputs:
+                m.run(xs)
+            m.run(inputs[0], reset=False)
+        except (ModelError, InputError):
+            parts.append(f"{flavor}:run")
+            continue
+        parts.append(f"{flavor}:ran")
+    return " ".join(parts)
 
 
 def worker(seed_dir: Path, seed: int, start: int, stop: int) -> None:

@@ -22,8 +22,10 @@ def test_fuzz_run_has_no_findings(tmp_path):
     assert result["findings"] == [], result["findings"][:5]
     counts = result["counts"]
     assert sum(counts.values()) == 300
-    # the mutations must reach the kernels, not only the loader's checks
-    assert counts.get("ran", 0) >= 20 and counts.get("refused at load", 0) >= 100, counts
+    # the mutations must reach the kernels of both flavours, not only the loader's checks
+    ran = {f: sum(n for k, n in counts.items() if f"{f}:ran" in k) for f in ("tflite", "tflm")}
+    refused = sum(n for k, n in counts.items() if "tflite:load" in k)
+    assert ran["tflite"] >= 20 and ran["tflm"] >= 20 and refused >= 100, counts
 
 
 def test_a_crashing_worker_is_reported_not_fatal(tmp_path, monkeypatch):
