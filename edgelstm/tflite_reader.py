@@ -345,3 +345,33 @@ def _check_dataflow(graph: Graph) -> None:
     for o in graph.outputs:
         if o not in available:
             raise ModelError(f"model output {graph.tensors[o].describe()} is never written")
+
+
+def read_metadata(source: Union[str, Path, bytes, bytearray, memoryview]) -> dict[str, bytes]:
+    """The model's metadata entries (Model.metadata: name -> contents of the buffer it points at),
+    e.g. "edgelstm.preprocessing", the JSON normalisation record `edgelstm convert` embeds."""
+    raw = model_bytes(source)
+    if len(raw) < 8 or raw[4:8] != b"TFL3":
+        raise ModelError("not a .tflite model: the flatbuffer identifier is not 'TFL3'")
+    try:
+        fb = _fb.Model.GetRootAsModel(raw, 0)
+        out: dict[str, bytes] = {}
+        for i in range(fb.MetadataLength()):
+            entry = fb.Metadata(i)
+            name = (entry.Name() or b"").decode("utf-8", "replace")
+            b = entry.Buffer()
+            if not 0 <= b < fb.BuffersLength():
+                raise ModelError(f"metadata '{name}' refers to buffer {b}, but the model has {fb.BuffersLength()}")
+            buf = fb.Buffers(b)
+            off, size = int(buf.Offset()), int(buf.Size())
+            if off > 1:
+                if off + size > len(raw):
+                    raise ModelError(f"metadata '{name}': buffer {b} points past the end of the file")
+                out[name] = bytes(raw[off:off + size])
+            else:
+                out[name] = buf.DataAsNumpy().tobytes() if buf.DataLength() else b""
+        return out
+    except ModelError:
+        raise
+    except (struct.error, IndexError, ValueError, TypeError, AttributeError) as exc:
+        raise ModelError(f"malformed .tflite metadata ({type(exc).__name__}: {exc})") from None
