@@ -227,6 +227,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_firmware(args: argparse.Namespace) -> int:
+    from .firmware_sim import firmware
+    from .firmware_sim.report import render
+
+    rep = firmware(args.model, target=None if args.target == "host" else args.target, out=args.out,
+                   inputs=args.inputs, clock_mhz=args.clock_mhz)
+    print(json.dumps(rep, indent=2) if args.json else render(rep))
+    return EXIT_OK if rep["outputs_match_tflm"] and rep["step"].get("matches_run", True) else EXIT_MISMATCH
+
+
 def _cmd_accuracy(args: argparse.Namespace) -> int:
     from .convert.accuracy import evaluate, render
     from .convert.data import Preprocessing, load_dataset, load_preprocessing
@@ -400,6 +410,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print the train report as one JSON object")
     t.set_defaults(func=_cmd_train)
 
+    fw = sub.add_parser("firmware", help="C library + TFLite Micro kit for a microcontroller, proven in an emulated Cortex-M",
+                        description="Generate a standalone C99 int8 library for the model (no malloc, no floating "
+                                    "point; whole-sequence and per-timestep entry points) and a TFLite Micro kit "
+                                    "(C array, op resolver, measured arena); build it for the host and the target, "
+                                    "run it in qemu-system-arm, and check its outputs against edgelstm's tflm "
+                                    "flavour and the real TFLite Micro interpreter. Reports flash, RAM, counted "
+                                    "instructions and a latency estimate. Exit status 0 only if all outputs agree. "
+                                    "Needs gcc, arm-none-eabi-gcc and qemu-system-arm (Debian: gcc-arm-none-eabi "
+                                    "libnewlib-arm-none-eabi qemu-system-arm).")
+    fw.add_argument("model", help=".tflite file (full int8, or float I/O around an int8 graph)")
+    fw.add_argument("--target", default="cortex-m4",
+                    choices=["cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "host"],
+                    help="Cortex-M core (emulated board: M0+ micro:bit, M3 MPS2-AN385, M4 AN386, M7 AN500, "
+                         "M33 AN505); host = build and check on this machine only (default cortex-m4)")
+    fw.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    fw.add_argument("--inputs", metavar="X.npy", help="inputs: one sample or N stacked (default: 3 random + extremes)")
+    fw.add_argument("--clock-mhz", type=float, help="clock for the latency estimate (default: a typical part's)")
+    fw.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    fw.set_defaults(func=_cmd_firmware)
 
     ac = sub.add_parser("accuracy", help="float Keras vs int8 in LiteRT, TFLite Micro and edgelstm on held-out data",
                         description="Evaluate the int8 model in every runtime and its float Keras model on the test "
