@@ -111,11 +111,16 @@ def test_cli_json_and_html_agree(trained, tmp_path):
     assert set(data["backends"]) == {"edgelstm", "litert"} and data["macs"] > 0
     assert all({"p50_us", "p90_us", "p99_us"} <= set(b) for b in data["backends"].values())
     assert all({"name", "share"} <= set(o) for o in data["ops"])
+    m4 = data["mcu"]["cortex-m4"]  # CI installs Arm GCC and QEMU
+    # at least one instruction per multiply-accumulate, per inference and per (model_step) timestep
+    assert m4["instructions_per_inference"] > T * 4 * H * (F + H) and m4["instructions_per_timestep"] > 4 * H * (F + H)
+    assert m4["latency_ms_low"] <= m4["latency_ms"] <= m4["latency_ms_high"] and m4["clock_mhz"] > 0
+    assert "microcontroller estimate" in r.stdout
     text = page.read_text()
     assert text.count("data:image/png;base64,") == 2  # latency distributions and the per-op chart
     parser = _Cells()
     parser.feed(text)
-    assert len(parser.cells) >= 2 * 8 + 3 * len(data["ops"]) + 5
+    assert len(parser.cells) >= 2 * 8 + 3 * len(data["ops"]) + 5 + 8
     for key, value in parser.cells.items():
         assert _lookup(data, key) == value, key
 

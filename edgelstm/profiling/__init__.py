@@ -152,13 +152,16 @@ def _run_child(spec: dict, workdir: Path, progress: Optional[Callable[[str, int,
 def profile(source: Union[str, Path, bytes], backends: Sequence[str] = DEFAULT_BACKENDS, runs: int = 200,
             warmup: int = 20, threads: int = 1, batch: int = 1, inputs: Optional[list[list[np.ndarray]]] = None,
             keras: Optional[Union[str, Path]] = None, seed: int = 0, time_steps: int = 50,
-            op_runs: int = 50, progress: Optional[Callable[[str, int, int], None]] = None) -> dict:
+            op_runs: int = 50, mcu: Sequence[str] = ("cortex-m4",),
+            progress: Optional[Callable[[str, int, int], None]] = None) -> dict:
     """Profile a .tflite model: latency per backend, time per edgelstm operator, model totals.
 
     `batch` sequences are processed per timed call (each from a fresh state); `inputs` are samples
     like `Model.run` takes (random over the full input range by default). Backends that are not
-    installed, or cannot load the model, are listed under "skipped" with the reason. Returns the
-    report as a JSON-ready dict (the schema is in the README).
+    installed, or cannot load the model, are listed under "skipped" with the reason. `mcu`: Cortex-M
+    targets for the microcontroller estimate (firmware_sim: the generated C library run in QEMU,
+    instructions counted, cycles modelled), when Arm GCC and QEMU are installed. Returns the report
+    as a JSON-ready dict (the schema is in the README).
     """
     for name, value in (("runs", runs), ("batch", batch), ("threads", threads)):
         if value < 1:
@@ -219,9 +222,42 @@ def profile(source: Union[str, Path, bytes], backends: Sequence[str] = DEFAULT_B
             report["backends"][name] = entry
             if "op_seconds" in res:
                 report["ops"], report["lstm_layers"] = _op_rows(stats["ops"], res["op_seconds"])
+        report["mcu"] = _mcu_estimates(data, batch_inputs[0], mcu, workdir)
     if "edgelstm" in report["backends"] and report["backends"]["edgelstm"]["p50_us"] > 0:
         report["gmacs_per_s"] = round(stats["macs"] * batch / (report["backends"]["edgelstm"]["p50_us"] * 1e3), 3)
     return report
+
+
+def _mcu_estimates(data: bytes, sample: list[np.ndarray], targets: Sequence[str], workdir: Path) -> dict:
+    """Per Cortex-M target: instructions counted in the emulator and the modelled latency at the
+    target's stated clock, or why there is no estimate."""
+    if not targets:
+        return {}
+    from ..errors import EdgeLSTMError
+    from ..firmware_sim import TARGETS, firmware
+    from ..firmware_sim.build import debian_install_hint, env_has_tools
+
+    tools = env_has_tools()
+    if not all(tools.values()):
+        missing_tools = ", ".join(k for k, v in tools.items() if not v)
+        return {t: {"unavailable": f"needs {missing_tools} ({debian_install_hint()})"} for t in targets}
+    out = {}
+    for t in targets:
+        if t not in TARGETS:
+            raise InputError(f"unknown MCU target {t!r}; choose from {', '.join(TARGETS)}")
+        try:
+            rep = firmware(data, target=t, out=workdir / f"fw-{t}", inputs=[sample], reference=False)
+        except EdgeLSTMError as exc:
+            out[t] = {"unavailable": str(exc)}
+            continue
+        lat = rep["latency"]
+        out[t] = {"instructions_per_inference": rep["instructions_per_inference"],
+                  "instructions_per_timestep": rep["instructions_per_timestep"],
+                  "clock_mhz": lat["clock_mhz"], "latency_ms": lat["latency_ms"],
+                  "latency_ms_low": lat["latency_ms_low"], "latency_ms_high": lat["latency_ms_high"],
+                  "flash_bytes": rep["flash_bytes"], "ram_bytes": rep["ram_bytes"],
+                  "outputs_match_tflm_flavour": bool(rep["comparison"]["differing"] == 0)}
+    return out
 
 
 def _op_rows(ops: list[dict], seconds: list[float]) -> tuple[list[dict], list[dict]]:

@@ -19,6 +19,10 @@ _LATENCY_COLUMNS = [("p50_us", "p50 µs"), ("p90_us", "p90 µs"), ("p99_us", "p9
                     ("peak_rss_mb", "peak RSS MiB")]
 
 
+_MCU_COLUMNS = ("instructions_per_inference", "instructions_per_timestep", "clock_mhz", "latency_ms",
+                "latency_ms_low", "latency_ms_high", "flash_bytes", "ram_bytes")
+
+
 def _num(v) -> str:
     if v is None:
         return "-"
@@ -57,6 +61,17 @@ def render_table(report: dict) -> str:
                   f"  {'op':<38} {'time µs':>11} {'share':>8} {'MACs':>14}"]
         for op in report["ops"]:
             lines.append(f"  {op['name'][:38]:<38} {op['time_us']:>11,.2f} {op['share']:>8.1%} {op['macs']:>14,}")
+    mcu = report.get("mcu") or {}
+    if mcu:
+        lines += ["", "microcontroller estimate (generated C library in QEMU; instructions counted, cycles modelled):"]
+        for t, e in mcu.items():
+            if "unavailable" in e:
+                lines.append(f"  {t:<14} not estimated: {e['unavailable']}")
+                continue
+            lines.append(f"  {t:<14} {e['instructions_per_inference']:>12,} instructions/inference, "
+                         f"{e['instructions_per_timestep']:,}/timestep; {e['latency_ms']:,.3f} ms at "
+                         f"{e['clock_mhz']:g} MHz (range {e['latency_ms_low']:,.3f}-{e['latency_ms_high']:,.3f}); "
+                         f"flash {e['flash_bytes']:,} B, RAM {e['ram_bytes']:,} B")
     for layer in report["lstm_layers"]:
         lines.append(f"  LSTM op {layer['op_index']}: {layer['units']} units, {layer['timesteps']} timesteps, "
                      f"{layer['per_timestep_us']:,.3f} µs and {layer['macs_per_timestep']:,} MACs per timestep")
@@ -148,6 +163,13 @@ def render_html(report: dict) -> str:
             + ("<h3>LSTM layers</h3><table><tr><th>layer</th><th>units</th><th>timesteps</th>"
                "<th>µs per timestep</th><th>MACs per timestep</th></tr>" + layer_rows + "</table>"
                if layer_rows else ""))
+    mcu_rows = "".join(
+        f"<tr><th>{esc(t)}</th>" + "".join(_cell(e.get(k), f"mcu.{t}.{k}") for k in _MCU_COLUMNS) + "</tr>"
+        for t, e in (report.get("mcu") or {}).items() if "unavailable" not in e)
+    mcu_section = ("<h2>Microcontroller estimate</h2><p>The generated C library run in QEMU: instructions "
+                   "counted exactly, cycles from a per-instruction-class model at the stated clock.</p>"
+                   "<table><tr><th>target</th>" + "".join(f"<th>{esc(k)}</th>" for k in _MCU_COLUMNS) + "</tr>"
+                   + mcu_rows + "</table>") if mcu_rows else ""
     machine = report["machine"]
     embedded = json.dumps(report).replace("</", "<\\/")  # the raw report, safe inside <script>
     return f"""<!DOCTYPE html>
@@ -171,6 +193,7 @@ input shapes {esc(str(s['input_shapes']))}; every backend measured in a fresh pr
 {'<p>Not measured:</p><ul>' + skipped + '</ul>' if skipped else ''}
 <img alt="latency distributions" src="data:image/png;base64,{latency_png}">
 {ops_section}
+{mcu_section}
 <script type="application/json" id="edgelstm-profile">{embedded}</script>
 </body></html>
 """
