@@ -152,7 +152,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
     report = profile(args.model, backends=backends, runs=args.runs, warmup=args.warmup, threads=args.threads,
                      batch=args.batch, inputs=inputs, keras=args.keras, seed=args.seed,
-                     time_steps=args.time_steps, progress=progress)
+                     time_steps=args.time_steps, progress=progress,
+                     mcu=[t.strip() for t in args.mcu.split(",") if t.strip() and t.strip() != "none"])
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     if args.html:
@@ -342,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--time-steps", type=int, default=50,
                     help="sequence length for models whose time dimension is dynamic (default 50)")
     pr.add_argument("--seed", type=int, default=0, help="seed for generated inputs")
+    pr.add_argument("--mcu", default="cortex-m4",
+                    help="Cortex-M targets for the microcontroller estimate, comma-separated, or 'none' (default "
+                         "cortex-m4; needs Arm GCC and QEMU, see `edgelstm firmware`)")
     pr.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     pr.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with plots")
     pr.set_defaults(func=_cmd_profile)
