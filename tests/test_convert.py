@@ -239,7 +239,7 @@ def test_stateful_rnn_cell_through_the_cli(stateful_cli):
 
 # -- refusals, before the converter runs -------------------------------------------------------------
 def _refused(tmp_path, model, layer: str, *words: str):
-    path, cal = save(tmp_path, model, calibration(4))
+    path, cal = save(tmp_path, model, calibration(8))
     with pytest.raises(ConversionError) as info:
         convert(path, cal, tmp_path / "out.tflite")
     assert info.value.layer == layer, str(info.value)
@@ -280,8 +280,8 @@ def test_hidden_state_output_is_rewritten_not_refused(tmp_path):
     x = K.Input((T, F))
     y, h, _ = L.LSTM(5, return_sequences=True, return_state=True, name="st")(x)
     model = K.Model(x, L.Add()([L.GlobalAveragePooling1D()(y), h]))
-    path, cal = save(tmp_path, model, calibration(6))
-    prepared = preflight(*load_keras(path), calibration(6))
+    path, cal = save(tmp_path, model, calibration(8))
+    prepared = preflight(*load_keras(path), calibration(8))
     assert [r.change for r in prepared.rewrites][-1] == "return_state=True -> False; h taken from the output"
     assert prepared.max_abs_diff <= 1e-5
 
@@ -320,6 +320,10 @@ def test_bad_inputs(tmp_path):
     np.save(nan, np.full((4, T, F), np.nan, np.float32))
     with pytest.raises(ConversionError, match="NaN"):
         convert(path, nan, tmp_path / "o.tflite")
+    few = tmp_path / "few.npy"
+    np.save(few, calibration(3))
+    with pytest.raises(ConversionError, match="holds 3 samples; at least 8"):
+        convert(path, few, tmp_path / "o.tflite")
     with pytest.raises(ConversionError, match="not a .keras"):
         bogus = tmp_path / "bogus.keras"
         bogus.write_bytes(b"PK nothing")

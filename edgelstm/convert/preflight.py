@@ -396,6 +396,9 @@ class _Rebuilder:
                 raise _refuse(layer.name, f"its weights do not fit the rebuilt tf_keras layer ({exc})") from None
 
 
+MIN_CALIBRATION_SAMPLES = 8
+
+
 def calibration_batches(calibration: np.ndarray, input_shape: tuple, batch: int) -> np.ndarray:
     """The user's samples [N, *input_shape[1:]] grouped into converter samples [M, batch, ...]."""
     x = np.asarray(calibration)
@@ -409,6 +412,11 @@ def calibration_batches(calibration: np.ndarray, input_shape: tuple, batch: int)
                               f"[{shown}], so the file must hold an array [N, {shown}]")
     if not np.all(np.isfinite(x)):
         raise ConversionError("calibration data contains NaN or infinite values")
+    if len(x) < MIN_CALIBRATION_SAMPLES:
+        # the converter sets every activation range from these samples; a handful gives ranges that
+        # clip real data (a few hundred sequences are typical)
+        raise ConversionError(f"calibration data holds {len(x)} samples; at least {MIN_CALIBRATION_SAMPLES} are "
+                              "needed for representative activation ranges (a few hundred are typical)")
     n = (len(x) // batch) * batch
     if n == 0:
         raise ConversionError(f"calibration data holds {len(x)} samples; the model's fixed batch size is {batch}")
