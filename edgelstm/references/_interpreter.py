@@ -11,12 +11,12 @@ class InterpreterReference(Reference):
     """Drives a tf.lite-style `Interpreter` with the builtin reference kernels."""
 
     def __init__(self, interpreter_cls, resolver_enum, model_bytes: bytes, name: str, version: str,
-                 preserve_all_tensors: bool = False):
+                 preserve_all_tensors: bool = False, resolver: str = "BUILTIN_REF"):
         self.name, self.version = name, version
         kwargs = {"model_content": model_bytes, "num_threads": 1}
         if resolver_enum is not None:
-            # BUILTIN_REF: the portable reference kernels, no XNNPACK (see ecosystem_facts.md)
-            kwargs["experimental_op_resolver_type"] = resolver_enum.BUILTIN_REF
+            # default BUILTIN_REF: the portable reference kernels, no XNNPACK (see ecosystem_facts.md)
+            kwargs["experimental_op_resolver_type"] = getattr(resolver_enum, resolver)
         if preserve_all_tensors:
             kwargs["experimental_preserve_all_tensors"] = True
         try:
