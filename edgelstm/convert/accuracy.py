@@ -36,50 +36,15 @@ def _metric(task: str, pred: np.ndarray, y: np.ndarray) -> dict:
     return {"rmse": round(float(np.sqrt(np.mean(err ** 2))), 6)}
 
 
-def _lstm_probe(keras_model, tflite_graph, x: np.ndarray) -> dict[int, np.ndarray]:
-    """Float hidden-state sequences [N, T, H] of each LSTM op, computed by Keras copies that return
-    the whole sequence, matched to the op by its input->forget weights."""
-    from .stock import keras_module
+def _lstm_probe(keras_model, tflite: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
+    """Float hidden-state sequences [N, T, H] of each LSTM op, from Keras copies that return the
+    whole sequence, matched to the op by its input->forget weights."""
+    from .preflight import hidden_sequences
+    from .repair import match_lstm_ops
 
-    K = keras_module()
-    subs = []
-    for layer in keras_model.layers:
-        kind = type(layer).__name__
-        if kind == "Bidirectional":
-            subs += [(layer, layer.forward_layer), (layer, layer.backward_layer)]
-        elif kind == "LSTM":
-            subs.append((layer, layer))
-    if not subs:
-        return {}
-    probes, copies, kernels = [], [], []
-    for outer, sub in subs:
-        cfg = dict(sub.get_config(), return_sequences=True, return_state=False, stateful=False,
-                   name=f"{sub.name}__edgelstm_probe")
-        copy = type(sub).from_config(cfg)
-        probes.append(copy(outer.input))
-        copies.append((copy, sub.get_weights()))
-        units = int(cfg["units"])
-        kernels.append(np.asarray(sub.get_weights()[0])[:, units:2 * units].T)
-    probe = K.Model(keras_model.inputs, probes)
-    for copy, weights in copies:
-        copy.set_weights(weights)
-    seqs = probe.predict(x, batch_size=64, verbose=0)
-    seqs = seqs if isinstance(seqs, list) else [seqs]
-    out: dict[int, np.ndarray] = {}
-    free = list(range(len(subs)))
-    for op in tflite_graph.operators:
-        if op.opcode != LSTM:
-            continue
-        w = tflite_graph.tensors[op.inputs[2]]
-        if w.data is None or w.quant is None:
-            continue
-        real = w.data.astype(np.float64) * w.quant.s
-        for k in free:
-            if kernels[k].shape == real.shape and np.max(np.abs(real - kernels[k])) <= 0.51 * w.quant.s + 1e-7:
-                out[op.index] = seqs[k]
-                free.remove(k)
-                break
-    return out
+    seqs = hidden_sequences(keras_model, x)
+    found = match_lstm_ops(tflite, [k for _, k, _ in seqs])
+    return {op: seqs[k][2] for op, k in found.items()}
 
 
 def evaluate(tflite: bytes, keras_model, x: np.ndarray, y: np.ndarray, task: str,
@@ -105,7 +70,7 @@ def evaluate(tflite: bytes, keras_model, x: np.ndarray, y: np.ndarray, task: str
 
     say(f"float Keras model on {len(x)} samples")
     y_float = np.asarray(keras_model.predict(x, batch_size=64, verbose=0), dtype=np.float64)
-    hidden_float = _lstm_probe(keras_model, g, x)
+    hidden_float = _lstm_probe(keras_model, tflite, x)
     lstm_ops = [op for op in g.operators if op.opcode == LSTM]
     outs_q = [g.tensors[o].quant for o in g.outputs]
 

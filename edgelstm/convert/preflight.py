@@ -520,6 +520,15 @@ def hidden_ranges(model, batches: np.ndarray) -> list[HiddenRange]:
     The converter calibrates input 18 (the state) on the last step only; these ranges are what
     the repair needs instead. LSTMs inside nested models are left out (the repair then keeps what
     the converter calibrated for them)."""
+    flat = batches.reshape((-1,) + batches.shape[2:])
+    return [HiddenRange(n, k, float(np.min(y)), float(np.max(y)))
+            for n, k, y in hidden_sequences(model, flat, batch_size=batches.shape[1])]
+
+
+def hidden_sequences(model, x: np.ndarray, batch_size: int = 64) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, input->forget weights [units, features], float hidden states [N, T, units]) of every
+    top-level LSTM (both directions of a Bidirectional, each in its own processing order, as the
+    converted ops compute them). The weights identify the LSTM among a converted model's ops."""
     from .stock import keras_module
 
     K2 = keras_module()
@@ -542,7 +551,6 @@ def hidden_ranges(model, batches: np.ndarray) -> list[HiddenRange]:
     probe = K2.Model(model.inputs, probes)
     for copy, weights in copies:
         copy.set_weights(weights)
-    flat = batches.reshape((-1,) + batches.shape[2:])
-    seqs = probe.predict(flat, batch_size=batches.shape[1], verbose=0)
+    seqs = probe.predict(x, batch_size=batch_size, verbose=0)
     seqs = seqs if isinstance(seqs, list) else [seqs]
-    return [HiddenRange(n, k, float(np.min(y)), float(np.max(y))) for n, k, y in zip(names, kernels, seqs)]
+    return list(zip(names, kernels, seqs))

@@ -115,11 +115,18 @@ def _representable(scale: float, zp: int) -> tuple[float, float]:
 
 def match_ranges(int8_model: bytes, observed) -> dict[int, tuple[float, float]]:
     """The observed float hidden range (preflight.HiddenRange list) of each LSTM op of the int8 model,
-    by op index. An op is matched by its input->forget weights, which must agree with the float ones
-    to half an int8 step; an op matching none is left out (plan() then keeps its calibrated range)."""
+    by op index; an op matching none is left out (plan() then keeps its calibrated range)."""
+    found = match_lstm_ops(int8_model, [h.forget_weights for h in observed])
+    return {op: (observed[k].lo, observed[k].hi) for op, k in found.items()}
+
+
+def match_lstm_ops(int8_model: bytes, forget_weights: list[np.ndarray]) -> dict[int, int]:
+    """Which float LSTM (by its input->forget weights [units, features]) each LSTM op of the int8
+    model computes: op index -> list position. The quantized weights must agree with the float ones
+    to half an int8 step; each float LSTM is used once."""
     g = read_model(int8_model)
-    out: dict[int, tuple[float, float]] = {}
-    free = list(observed)
+    out: dict[int, int] = {}
+    free = list(range(len(forget_weights)))
     for op in g.operators:
         if op.opcode != LSTM:
             continue
@@ -127,11 +134,11 @@ def match_ranges(int8_model: bytes, observed) -> dict[int, tuple[float, float]]:
         if w.data is None or w.quant is None or not w.quant.per_tensor:
             continue
         real = w.data.astype(np.float64) * w.quant.s
-        for k, h in enumerate(free):
-            if h.forget_weights.shape == real.shape and \
-                    np.max(np.abs(real - h.forget_weights)) <= 0.51 * w.quant.s + 1e-7:
-                out[op.index] = (h.lo, h.hi)
-                del free[k]
+        for k in free:
+            fw = forget_weights[k]
+            if fw.shape == real.shape and np.max(np.abs(real - fw)) <= 0.51 * w.quant.s + 1e-7:
+                out[op.index] = k
+                free.remove(k)
                 break
     return out
 
