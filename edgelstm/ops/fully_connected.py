@@ -32,11 +32,13 @@ _jit = njit(cache=True, nogil=True)
 
 # -- the arithmetic -----------------------------------------------------------------------------
 @_jit
-def _fc_int8(x, w, bias, eff, out_zp, act_min, act_max, out):
-    """out[b, u] = clamp(out_zp + round(wrap32(sum_d w[u, d] * x[b, d] + bias[u]) * eff[u])).
+def _fc_int8(x, w, bias, eff, mult, shift, fixed_point, out_zp, act_min, act_max, out):
+    """out[b, u] = clamp(out_zp + requantize(wrap32(sum_d w[u, d] * x[b, d] + bias[u]))).
 
-    `w` already holds the weights plus their offset and `bias` the input offset folded in (both
-    exact modulo 2^32, which is all int32 wrap-around preserves)."""
+    Requantization: LiteRT's reference kernel rounds acc * eff[u] in double; TFLite Micro
+    (fixed_point) uses MultiplyByQuantizedMultiplier(acc, mult[u], shift[u]). `w` already holds
+    the weights plus their offset and `bias` the input offset folded in (both exact modulo 2^32,
+    which is all int32 wrap-around preserves)."""
     n_b, depth = x.shape
     n_u = w.shape[0]
     for b in range(n_b):
@@ -45,24 +47,11 @@ def _fc_int8(x, w, bias, eff, out_zp, act_min, act_max, out):
             for d in range(depth):
                 acc += w[u, d] * x[b, d]
             acc = wrap32(acc + bias[u])
-            v = x86_double_to_int32(round_half_away(float(acc) * eff[u]))
+            if fixed_point:
+                v = mbqm(acc, mult[u], shift[u])
+            else:
+                v = x86_double_to_int32(round_half_away(float(acc) * eff[u]))
             v = wrap32(v + out_zp)
-            v = max(v, act_min)
-            out[b, u] = min(v, act_max)
-
-
-@_jit
-def _fc_int8_mbqm(x, w, bias, mult, shift, out_zp, act_min, act_max, out):
-    """TFLite Micro's requantization: out[b, u] = clamp(out_zp + MBQM(acc, mult[u], shift[u]))."""
-    n_b, depth = x.shape
-    n_u = w.shape[0]
-    for b in range(n_b):
-        for u in range(n_u):
-            acc = 0
-            for d in range(depth):
-                acc += w[u, d] * x[b, d]
-            acc = wrap32(acc + bias[u])
-            v = wrap32(mbqm(acc, mult[u], shift[u]) + out_zp)
             v = max(v, act_min)
             out[b, u] = min(v, act_max)
 
@@ -123,6 +112,7 @@ class FullyConnected(OpKernel):
                                 f"{product} (LiteRT refuses a mismatch above 2% of the output scale)")
         # Left to right in double, as the reference kernel computes it.
         self.eff = np.array([s_in * sw / s_out for sw in w_scales], dtype=np.float64)
+        self.mult = self.shift = np.zeros(len(w_scales), np.int64)  # the tflm flavour's, set below
         if self.flavor == "tflm":
             self._prepare_tflm(per_channel, s_in, w_scales, s_out)
         self.out_zp = z_out
@@ -187,10 +177,8 @@ class FullyConnected(OpKernel):
         out_shape, rows = self._check_input(x)
         x2 = np.ascontiguousarray(x).reshape(rows, self.depth)
         out = np.empty((rows, self.units), dtype=np.int8)
-        if self.flavor == "tflm":
-            _fc_int8_mbqm(x2, self.w, self.bias, self.mult, self.shift, self.out_zp, self.act_min, self.act_max, out)
-        else:
-            _fc_int8(x2, self.w, self.bias, self.eff, self.out_zp, self.act_min, self.act_max, out)
+        _fc_int8(x2, self.w, self.bias, self.eff, self.mult, self.shift, self.flavor == "tflm", self.out_zp,
+                 self.act_min, self.act_max, out)
         return [out.reshape(out_shape)]
 
     def macs(self, inputs: list[Optional[np.ndarray]]) -> int:
