@@ -1,16 +1,13 @@
 """The command line, run as a user would (a subprocess per call)."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import zoo
+from cli_run import cli
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "edgelstm.cli", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

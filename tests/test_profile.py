@@ -1,13 +1,12 @@
 """`edgelstm profile`: real repeated runs, exact MACs, JSON and HTML that agree."""
 import json
-import subprocess
-import sys
 from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 
 import zoo
+from cli_run import cli
 from edgelstm.errors import InputError
 from edgelstm.model import load
 from edgelstm.profiling import model_stats, profile, summarize
@@ -16,8 +15,6 @@ from edgelstm.profiling.report import render_table
 T, F, H, OUT = 30, 6, 24, 4
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "edgelstm.cli", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

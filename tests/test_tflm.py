@@ -16,8 +16,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -25,6 +23,7 @@ from numba import njit
 
 import edgelstm
 import zoo
+from cli_run import cli
 from edgelstm import InputError, ModelError, ReferenceUnavailable
 from edgelstm.fixedpoint import mbqm, quantize_multiplier
 from edgelstm.ops import build_kernel
@@ -564,8 +563,6 @@ def test_verify_locates_a_mismatch_with_tflm(monkeypatch):
     assert res.first_mismatch.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and res.first_mismatch.timestep == 0
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "edgelstm.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def test_cli(tmp_path):
