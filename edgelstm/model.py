@@ -11,8 +11,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from .errors import InputError, ModelError
-from .ops import build_kernel
-from .ops.base import FLAVORS, OpKernel, graph_for_flavor
+from .ops.base import OpKernel
+from .ops.flavor import Flavor, get_flavor
 from .tflite_reader import Graph, Quantization, read_model
 
 ArrayOrList = Union[np.ndarray, list]
@@ -36,14 +36,15 @@ class Model:
     LSTM state that persists between invocations (h and c live in variable tensors).
     """
 
-    def __init__(self, graph: Graph, flavor: str = "tflite", memory_budget: Optional[int] = None):
-        if flavor not in FLAVORS:
-            raise ModelError(f"unknown flavor {flavor!r}; available: {', '.join(FLAVORS)}")
+    def __init__(self, graph: Graph, flavor: Union[str, Flavor] = "tflite", memory_budget: Optional[int] = None):
+        fl = get_flavor(flavor)
         _check_memory_budget(graph, memory_budget)
-        graph = graph_for_flavor(graph, flavor)
+        graph = fl.prepare_graph(graph)
         self.graph = graph
-        self.flavor = flavor
-        self._kernels: list[OpKernel] = [build_kernel(op, graph, flavor) for op in graph.operators]
+        #: the flavour's name, and what it decides for the whole graph
+        self.flavor = fl.name
+        self.policy = fl.policy
+        self._kernels: list[OpKernel] = [fl.build(op, graph) for op in graph.operators]
         self._variables = [t.index for t in graph.tensors if t.is_variable]
         for i in self._variables:
             t = graph.tensors[i]
@@ -159,11 +160,12 @@ class Model:
     def run(self, x: ArrayOrList, reset: bool = True) -> Union[np.ndarray, list[np.ndarray]]:
         """Run the model on `x` (the model's input dtype and shape; a list for several inputs).
 
-        State is reset first unless `reset=False`, which continues from the previous call.
+        State is reset first unless `reset=False`, which continues from the previous call (in a
+        flavour whose interpreter keeps no state between invokes, every call starts fresh).
         Returns the output array, or a list of arrays for a multi-output model.
         """
         xs = self.check_inputs(x)
-        if reset:
+        if reset or not self.policy.state_persists:
             self.reset()
         outs, _ = self._execute(xs, self._state)
         return outs[0] if len(outs) == 1 else outs
@@ -171,7 +173,7 @@ class Model:
     def run_all_tensors(self, x: ArrayOrList, reset: bool = True) -> dict[int, np.ndarray]:
         """Run like `run` and return every tensor's value by index (for locating mismatches)."""
         xs = self.check_inputs(x)
-        if reset:
+        if reset or not self.policy.state_persists:
             self.reset()
         _, values = self._execute(xs, self._state, keep_all=True)
         return {i: np.array(v) for i, v in values.items()}
@@ -254,15 +256,17 @@ def _check_memory_budget(graph: Graph, budget: Optional[int]) -> None:
                          "edgelstm.load(..., memory_budget=BYTES) or EDGELSTM_MEMORY_BUDGET")
 
 
-def load(source: Union[str, Path, bytes], flavor: str = "tflite", memory_budget: Optional[int] = None) -> Model:
+def load(source: Union[str, Path, bytes], flavor: Union[str, Flavor] = "tflite",
+         memory_budget: Optional[int] = None) -> Model:
     """Load a .tflite model (path or bytes) and prepare it for edgelstm's kernels.
 
     flavor="tflite" matches the TFLite/LiteRT interpreter's builtin kernels bit for bit;
     flavor="tflm" matches TFLite Micro's (which runs every tensor at its stored, static size).
+    `edgelstm.flavors()` lists every flavour; a `Flavor` object (e.g. one made with
+    `Flavor.derive`) is accepted too.
     memory_budget: most bytes the model's tensors may plan (default 1 GiB, or EDGELSTM_MEMORY_BUDGET).
     Raises `edgelstm.ModelError` if the file is malformed, uses something unsupported, or needs
     more memory than the budget.
     """
-    if flavor not in FLAVORS:
-        raise ModelError(f"unknown flavor {flavor!r}; available: {', '.join(FLAVORS)}")
-    return Model(read_model(source), flavor, memory_budget)
+    fl = get_flavor(flavor)  # an unknown name fails before the file is read
+    return Model(read_model(source), fl, memory_budget)

@@ -7,6 +7,7 @@ bidirectional pair (intermediate-4 parameters differ from input 18 there) and a 
 2^-20 (LiteRT's skipped-tanh path).
 """
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -74,7 +75,8 @@ def test_small_cell_scale_really_takes_litert_skipped_tanh_path():
     graph = read_model(zoo.build("small_cell_scale"))
     op = next(op for op in graph.operators if op.opcode == LSTM)
     kernel = build_kernel(op, graph, "tflite")
-    assert kernel.cell_scale_log2 < -15 and not kernel.tanh_c_valid
+    cell_scale_log2 = kernel.record.cell.cell_shift - 30
+    assert cell_scale_log2 < -15 and not kernel.record.hidden.tanh_c_valid
 
 
 def test_bidirectional_uses_intermediate4_params():
@@ -137,13 +139,12 @@ def test_generic_and_16bit_matvec_paths_agree():
     graph = read_model(zoo.build("wide_h300"))
     op = next(op for op in graph.operators if op.opcode == LSTM)
     kernel = build_kernel(op, graph, "tflite")
-    assert kernel.narrow
+    assert kernel.record.gates.narrow
     rng = np.random.default_rng(5)
     x = rng.integers(-128, 128, size=graph.tensors[op.inputs[0]].shape, dtype=np.int8)
     outs = []
     for narrow in (True, False):
-        kernel.narrow = narrow
-        kernel._pack()
+        kernel.record = replace(kernel.record, gates=replace(kernel.record.gates, narrow=narrow))
         args = lstm_args(graph, op, {op.inputs[0]: x})
         outs.append(kernel.run(args)[0])
     assert np.array_equal(outs[0], outs[1])
@@ -153,4 +154,4 @@ def test_generic_and_16bit_matvec_paths_agree():
         t.data = t.data.copy()
         t.data[0, 0] = -128
     g2, op2 = _mutated("wide_h300", with_min_weight)
-    assert not build_kernel(op2, g2, "tflite").narrow
+    assert not build_kernel(op2, g2, "tflite").record.gates.narrow

@@ -21,23 +21,23 @@ one timestep of the same computation for sensor streams.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import numpy as np
 
 from .. import fixedpoint as fp
+from .. import lstm_shared as ls
 from ..errors import ModelError
 from ..model import Model
 from ..ops import build_kernel
-from ..ops.activations import _Int8TableOp
+from ..ops.activations import Int8TableKernel
 from ..ops.add import Add
 from ..ops.base import MovementKernel, OpKernel
 from ..ops.concatenation import Concatenation
-from ..ops.conv import _ConvBase
+from ..ops.conv import ConvKernel
 from ..ops.fully_connected import FullyConnected
-from ..ops.lstm import UnidirectionalSequenceLSTM
+from ..ops.lstm import LSTMKernel, TFLMLSTM
 from ..ops.mul import Mul
 from ..ops.pooling import Pool2D, pool_geometry
 from ..ops.quantize import Dequantize, Quantize
@@ -282,7 +282,7 @@ class _Lowering:
     # -- per op family ------------------------------------------------------------------------------
     def lower(self, kernel: OpKernel, movement_override: Optional[np.ndarray] = None) -> None:
         op = kernel.op
-        if isinstance(kernel, UnidirectionalSequenceLSTM):
+        if isinstance(kernel, TFLMLSTM):
             return self.lstm(kernel)
         if isinstance(kernel, FullyConnected):
             return self.fully_connected(kernel)
@@ -290,11 +290,11 @@ class _Lowering:
             return self.movement(kernel, movement_override)
         if isinstance(kernel, Concatenation):
             return self.concatenation(kernel)
-        if isinstance(kernel, _Int8TableOp):
+        if isinstance(kernel, Int8TableKernel):
             return self.table(kernel)
         if isinstance(kernel, (Add, Mul)):
             return self.binary(kernel)
-        if isinstance(kernel, _ConvBase):
+        if isinstance(kernel, ConvKernel):
             return self.conv(kernel)
         if isinstance(kernel, Pool2D):
             return self.pool(kernel)
@@ -310,39 +310,38 @@ class _Lowering:
                               "right before its output are supported, and left to the caller)")
         raise kernel.fail(f"the firmware generator has no C kernel for {op.opcode} yet")
 
-    def lstm(self, k: UnidirectionalSequenceLSTM) -> None:
-        p = k._tflm
-        op, g = k.op, self.graph
-        x_i, h_i, c_i, y_i = op.inputs[0], op.inputs[18], op.inputs[19], op.outputs[0]
+    def lstm(self, k: TFLMLSTM) -> None:
+        rec = k.record
+        gp, cell, hid = rec.gates, rec.cell, rec.hidden
+        op = k.op
+        x_i, h_i, c_i, y_i = op.inputs[ls.INPUT], op.inputs[ls.OUTPUT_STATE], op.inputs[ls.CELL_STATE], op.outputs[0]
         self.check_int8(k, (x_i, y_i))
         # The C kernel evaluates TFLM's interpolated sigmoid/tanh directly instead of 65,536-entry
         # tables; check that the record's tables are exactly those functions.
-        s_c = g.tensors[c_i].quant.s
-        cs = int(round(math.log2(s_c)))
-        shift = 12 + cs
-        tanh_mult, tanh_shift = (0, shift) if shift >= 0 else (3, -shift)
-        if not (np.array_equal(p.tables[0], fp.lut_table("logistic")) and np.array_equal(p.tables[1], fp.lut_table("tanh"))
-                and np.array_equal(p.tables[2], fp.lut_table("tanh", tanh_mult, tanh_shift))):
+        tanh_mult, tanh_shift = hid.tanh_c_mult, hid.tanh_c_shift
+        if not (np.array_equal(rec.activations.sigmoid, fp.lut_table("logistic"))
+                and np.array_equal(rec.activations.tanh, fp.lut_table("tanh"))
+                and np.array_equal(hid.tanh_c, fp.lut_table("tanh", tanh_mult, tanh_shift))):
             raise k.fail("internal: the LSTM's activation tables are not TFLite Micro's interpolated ones")
-        wx = np.ascontiguousarray(p.wx_t.T)  # [4 * n_cell, n_in]: one dot product per gate row
-        wh = np.ascontiguousarray(p.wh_t.T)
+        wx = np.ascontiguousarray(gp.wx_t.T)  # [4 * n_cell, n_in]: one dot product per gate row
+        wh = np.ascontiguousarray(gp.wh_t.T)
         wide = not all(a.size == 0 or (a.min() >= -128 and a.max() <= 127) for a in (wx, wh))
         wtype = "int16_t" if wide else "int8_t"
         base = self.base(k)
         # weights are shared with the one-timestep graph: same values, same names
         wx_n = self.shared_array(f"op{op.index}_wx", wx, wtype)
         wh_n = self.shared_array(f"op{op.index}_wh", wh, wtype)
-        bx_n = self.shared_array(f"op{op.index}_bx", p.bx, "int32_t")
-        bh_n = self.shared_array(f"op{op.index}_bh", p.bh, "int32_t")
+        bx_n = self.shared_array(f"op{op.index}_bx", gp.bx, "int32_t")
+        bh_n = self.shared_array(f"op{op.index}_bh", gp.bh, "int32_t")
         x_shape = self.shape(x_i)
         n_steps = x_shape[0] if k.time_major else x_shape[1]
-        pr = p.params
         fields = {
             "n_batch": k.n_batch, "n_steps": n_steps, "n_in": k.n_in, "n_cell": k.n_cell,
             "time_major": int(k.time_major), "wide_weights": int(wide), "wx": wx_n, "wh": wh_n,
-            "bx": bx_n, "bh": bh_n, "mx": p.mult[0], "sx": p.mult[1], "mh": p.mult[2], "sh": p.mult[3],
-            "fc_m": pr[0], "fc_s": pr[1], "ig_m": pr[2], "ig_s": pr[3], "cell_clip": pr[4],
-            "hid_m": pr[5], "hid_s": pr[6], "hid_zp": pr[7], "tanh_c_mult": tanh_mult, "tanh_c_shift": tanh_shift,
+            "bx": bx_n, "bh": bh_n, "mx": gp.x_mult, "sx": gp.x_shift, "mh": gp.h_mult, "sh": gp.h_shift,
+            "fc_m": cell.fc_mult, "fc_s": cell.fc_shift, "ig_m": cell.ig_mult, "ig_s": cell.ig_shift,
+            "cell_clip": cell.clip, "hid_m": hid.mult, "hid_s": hid.shift, "hid_zp": hid.zp,
+            "tanh_c_mult": tanh_mult, "tanh_c_shift": tanh_shift,
         }
         ps = self.em.struct(base, "el_lstm_params", fields)
         self.add(k, f"el_lstm(&{ps}, {{t{x_i}}}, {{t{h_i}}}, {{t{c_i}}}, {{t{y_i}}}, (int16_t *){{scratch}});",
@@ -354,7 +353,7 @@ class _Lowering:
     def fully_connected(self, k: FullyConnected) -> None:
         x_i, y_i = k.op.inputs[0], k.op.outputs[0]
         self.check_int8(k, (x_i, y_i))
-        _, rows = k._output_shape(self.shape(x_i))
+        _, rows = k.output_shape(self.shape(x_i))
         w = np.asarray(k.w, dtype=np.int64)
         wide = bool(w.min(initial=0) < -128 or w.max(initial=0) > 127)
         wtype = "int16_t" if wide else "int8_t"
@@ -400,7 +399,7 @@ class _Lowering:
                 self.add(k, f"el_copy(&{ps}, {{t{x_i}}}, {{t{y_i}}});", (x_i,), (y_i,))
             pos += shape[k.axis]
 
-    def table(self, k: _Int8TableOp) -> None:
+    def table(self, k: Int8TableKernel) -> None:
         x_i, y_i = k.op.inputs[0], k.op.outputs[0]
         self.check_int8(k, (x_i, y_i))
         t = self.shared_array(f"op{k.op.index}_table", np.asarray(k.table, dtype=np.int64), "int8_t")
@@ -434,11 +433,11 @@ class _Lowering:
         ps = self.em.struct(self.base(k), "el_binary_params", f)
         self.add(k, f"el_binary(&{ps}, {{t{a_i}}}, {{t{b_i}}}, {{t{y_i}}});", (a_i, b_i), (y_i,))
 
-    def conv(self, k: _ConvBase) -> None:
+    def conv(self, k: ConvKernel) -> None:
         x_i, y_i = k.op.inputs[0], k.op.outputs[0]
         self.check_int8(k, (x_i, y_i))
         xs = self.shape(x_i)
-        out_shape, pad_h, pad_w = k._geometry(xs)
+        out_shape, pad_h, pad_w = k.geometry(xs)
         n_out, k_h, k_w, k_c = k.w.shape
         idx = k.op.index
         ps = self.em.struct(self.base(k), "el_conv_params", {
@@ -457,7 +456,7 @@ class _Lowering:
         x_i, y_i = k.op.inputs[0], k.op.outputs[0]
         self.check_int8(k, (x_i, y_i))
         xs = self.shape(x_i)
-        ys = k._out_shape(xs)
+        ys = k.output_shape(xs)
         if 0 in ys:
             return
         _, pad_h = pool_geometry(k.padding, xs[1], k.filter_h, k.stride_h)
@@ -489,7 +488,7 @@ class _Lowering:
         elif k.op.opcode == "SUM":
             mult, shift = k.multiplier, k.shift
         else:
-            mult, shift = k._mean_requant(n_red)
+            mult, shift = k.mean_requant(n_red)
 
         def walk_c(w):
             return "{" + ", ".join(f".{a} = {_c_value(b)}" for a, b in w.items()) + "}"
@@ -627,7 +626,7 @@ def _propagate(g: Graph, kernels: list[OpKernel], skipped: set[int], in_tensor: 
         timed = [i for i in act_ins if axes.get(i) is not None]
         op_outs = list(op.outputs)
         if not timed:
-            if isinstance(k, UnidirectionalSequenceLSTM):
+            if isinstance(k, LSTMKernel):
                 raise _NotStreamable(f"{op.describe()} runs on a tensor without time axis")
             for o in op_outs:
                 axes[o] = None
@@ -635,11 +634,11 @@ def _propagate(g: Graph, kernels: list[OpKernel], skipped: set[int], in_tensor: 
         a = axes[timed[0]]
         x_shape = tuple(g.tensors[timed[0]].shape)
         y_shape = tuple(g.tensors[op_outs[0]].shape)
-        if isinstance(k, UnidirectionalSequenceLSTM):
+        if isinstance(k, LSTMKernel):
             if a != (0 if k.time_major else 1) or timed[0] != op.inputs[0]:
                 raise _NotStreamable(f"{op.describe()} reads its time axis from dimension {a}")
             axes[op_outs[0]] = a
-        elif isinstance(k, (_Int8TableOp, Quantize, Softmax)):
+        elif isinstance(k, (Int8TableKernel, Quantize, Softmax)):
             if isinstance(k, Softmax) and a == len(x_shape) - 1:
                 raise _NotStreamable(f"{op.describe()} normalises over time")
             axes[op_outs[0]] = a
@@ -685,7 +684,7 @@ def _step_graph(model: Model, kernels: list[OpKernel], skipped: set[int], ins: l
     the first LSTM's (1 batch-major, 0 time-major) unless the graph transposes before it, so both
     are tried."""
     g = model.graph
-    first_lstm = next((k for k in kernels if isinstance(k, UnidirectionalSequenceLSTM)), None)
+    first_lstm = next((k for k in kernels if isinstance(k, LSTMKernel)), None)
     if first_lstm is None:
         return StepInfo(False, "the model has no LSTM"), None, {}
     if len(ins) != 1:
@@ -742,7 +741,7 @@ def _fold_constants(model: Model, kernels: list[OpKernel], skipped: set[int]) ->
     ops: set[int] = set()
     for k in kernels:
         op = k.op
-        if op.index in skipped or isinstance(k, UnidirectionalSequenceLSTM):
+        if op.index in skipped or isinstance(k, LSTMKernel):
             continue
         ins = [i for i in op.inputs if i >= 0]
         known = all(g.tensors[i].data is not None or i in folded for i in ins)

@@ -35,6 +35,7 @@ from ..fixedpoint import (logistic32, mbqm, quantize_multiplier, rdbp, round_hal
                           x86_double_to_int32)
 from ..tflite_reader import Tensor
 from .base import OpKernel, quantize_bound, register, signatures_agree
+from .flavor import TFLM
 
 _f32 = np.float32
 _INT8_VALUES = np.arange(-128, 128, dtype=np.int64)
@@ -170,7 +171,7 @@ def tflm_sigmoid_table(kernel: OpKernel, in_s: float, in_zp: int, is_tanh: bool)
 
 
 # -- kernels ---------------------------------------------------------------------------------------
-class _Int8TableOp(OpKernel):
+class Int8TableKernel(OpKernel):
     """An int8 -> int8 elementwise op evaluated through a 256-entry table built in prepare()."""
 
     table: np.ndarray  # int8[256], indexed by the input byte (LiteRT's LUT order)
@@ -208,29 +209,38 @@ class _Int8TableOp(OpKernel):
 
 
 @register("LOGISTIC")
-class Logistic(_Int8TableOp):
+class Logistic(Int8TableKernel):
     def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
-        if self.flavor == "tflm":
-            # TFLM checks only the zero point and writes q = 256 p - 128 whatever the scale says
-            if out_zp != -128:
-                raise self.fail(f"TFLite Micro's int8 LOGISTIC needs output zero point -128, {out.describe()} "
-                                f"has {out_zp}")
-            return tflm_sigmoid_table(self, in_s, in_zp, is_tanh=False)
         # The reference kernel insists on exactly 1/256 (a float compared with the double 1./256).
         if out_s != 1.0 / 256:
             raise self.fail(f"int8 LOGISTIC needs output scale 1/256, {out.describe()} has {out_s!r}")
         return float_lut(in_s, in_zp, out_s, out_zp, _logistic_f32)
 
 
-@register("TANH")
-class Tanh(_Int8TableOp):
+@register("LOGISTIC", flavor=TFLM)
+class TFLMLogistic(Int8TableKernel):
     def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
-        if self.flavor == "tflm":  # writes q = 128 t, ignoring the output's scale and zero point
-            return tflm_sigmoid_table(self, in_s, in_zp, is_tanh=True)
+        # TFLM checks only the zero point and writes q = 256 p - 128 whatever the scale says
+        if out_zp != -128:
+            raise self.fail(f"TFLite Micro's int8 LOGISTIC needs output zero point -128, {out.describe()} "
+                            f"has {out_zp}")
+        return tflm_sigmoid_table(self, in_s, in_zp, is_tanh=False)
+
+
+@register("TANH")
+class Tanh(Int8TableKernel):
+    def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
         return float_lut(in_s, in_zp, out_s, out_zp, _tanhf)
 
 
-class _ReluX(_Int8TableOp):
+@register("TANH", flavor=TFLM)
+class TFLMTanh(Int8TableKernel):
+    def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
+        # writes q = 128 t, ignoring the output's scale and zero point
+        return tflm_sigmoid_table(self, in_s, in_zp, is_tanh=True)
+
+
+class _ReluX(Int8TableKernel):
     """Requantize, then clamp to [act_min, act_max] (real units, float32) mapped onto the output."""
 
     bounds: ClassVar[tuple[float, float]]
@@ -257,9 +267,10 @@ class Relu(_ReluX):
 class Relu6(_ReluX):
     bounds = (0.0, 6.0)
 
+
+@register("RELU6", flavor=TFLM)
+class TFLMRelu6(Int8TableKernel):
     def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
-        if self.flavor != "tflm":
-            return super().build_table(inp, out, in_s, in_zp, out_s, out_zp)
         # TFLite Micro clamps the raw input to [zp, q(6)] in the *input's* quantization and never
         # requantizes: the output tensor's parameters are ignored. q(6) = round(6 / s) + zp,
         # computed in float (FloatToQuantizedType), then clamped to int8.
@@ -280,7 +291,7 @@ class Relu0To1(_ReluX):
 
 
 @register("LEAKY_RELU")
-class LeakyRelu(_Int8TableOp):
+class LeakyRelu(Int8TableKernel):
     def build_table(self, inp, out, in_s, in_zp, out_s, out_zp):
         alpha = self.op.options.get("alpha")
         if alpha is None:

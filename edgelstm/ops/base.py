@@ -13,58 +13,30 @@ Shared here, so that no op module imports another: shape and array checks, TFLit
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import replace
 
-from typing import Any, Callable, ClassVar, Optional, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 import numpy as np
 
 from ..errors import ModelError
 from ..fixedpoint import round_half_away, wrap32, x86_double_to_int32
 from ..tflite_reader import ACTIVATION_NAMES, Graph, Operator, Tensor
-
-#: whose arithmetic the kernels reproduce: "tflite" = LiteRT's builtin reference kernels (BUILTIN_REF),
-#: "tflm" = TFLite Micro's reference kernels. A kernel branches on `self.flavor` where they differ.
-FLAVORS = ("tflite", "tflm")
-
-# Ops edgelstm runs for LiteRT that TFLite Micro has no kernel for (its op resolver registers none).
-TFLM_MISSING_OPS = frozenset({"REDUCE_PROD", "RELU_N1_TO_1", "RELU_0_TO_1"})
-
-_REGISTRY: dict[str, type["OpKernel"]] = {}
+from .flavor import TFLITE, Flavor, get_flavor
 
 
-def register(*opcodes: str) -> Callable[[type["OpKernel"]], type["OpKernel"]]:
-    def deco(cls: type["OpKernel"]) -> type["OpKernel"]:
-        for code in opcodes:
-            _REGISTRY[code] = cls
-        return cls
-    return deco
+def register(*opcodes: str, flavor: Flavor = TFLITE) -> Callable[[type["OpKernel"]], type["OpKernel"]]:
+    """Class decorator: the kernel of these opcodes in `flavor` (default: LiteRT's, which every
+    other built-in flavour falls back to)."""
+    return flavor.register(*opcodes)
 
 
-def supported_opcodes() -> list[str]:
-    return sorted(_REGISTRY)
+def supported_opcodes(flavor: Union[str, Flavor] = TFLITE) -> list[str]:
+    return get_flavor(flavor).opcodes()
 
 
-def build_kernel(op: Operator, graph: Graph, flavor: str) -> "OpKernel":
-    if flavor == "tflm" and op.opcode in TFLM_MISSING_OPS:
-        raise ModelError(f"{op.describe()}: TFLite Micro has no kernel for {op.opcode}, so the tflm flavor "
-                         "cannot run this model")
-    cls = _REGISTRY.get(op.opcode)
-    if cls is None:
-        raise ModelError(f"{op.describe()}: edgelstm has no kernel for {op.opcode}; supported ops are "
-                         + ", ".join(supported_opcodes()))
-    return cls(op, graph, flavor)
-
-
-def graph_for_flavor(graph: Graph, flavor: str) -> Graph:
-    """The graph as the flavor's runtime sees it. TFLite Micro has no dynamic shapes: every tensor
-    has the size stored in the flatbuffer (the converter stores 1 for a dynamic dimension), so the
-    tflm flavor pins each shape signature to that size; inputs must then have exactly that shape,
-    and a graph whose stored sizes do not fit together is refused by the kernels' shape checks."""
-    if flavor != "tflm" or all(t.shape_signature == t.shape for t in graph.tensors):
-        return graph
-    tensors = [replace(t, shape_signature=t.shape) for t in graph.tensors]
-    return replace(graph, tensors=tensors)
+def build_kernel(op: Operator, graph: Graph, flavor: Union[str, Flavor] = TFLITE) -> "OpKernel":
+    """The prepared kernel of one operator in a flavour (ModelError naming the op if it cannot run)."""
+    return get_flavor(flavor).build(op, graph)
 
 
 class OpKernel(ABC):
@@ -80,10 +52,9 @@ class OpKernel(ABC):
     #: inputs that may be absent (-1); any other -1 is a ModelError
     optional_inputs: ClassVar[frozenset[int]] = frozenset()
 
-    def __init__(self, op: Operator, graph: Graph, flavor: str):
+    def __init__(self, op: Operator, graph: Graph):
         self.op = op
         self.graph = graph
-        self.flavor = flavor
         self.prepare()
 
     # -- helpers for prepare() -------------------------------------------------------------
@@ -306,8 +277,8 @@ class MovementKernel(OpKernel):
 
     n_inputs: ClassVar[Sequence[int]] = (1,)
     max_rank: ClassVar[Optional[int]] = None
-    #: TFLite Micro's own (lower) rank limit for the op, if it has one
-    tflm_max_rank: ClassVar[Optional[int]] = None
+    #: whose limit max_rank is, when it is not LiteRT's (for the message)
+    rank_limit_of: ClassVar[str] = ""
     #: set by prepare_args() when the plan depends on runtime values, not only on the input shape
     needs_runtime_args: bool = False
 
@@ -319,10 +290,9 @@ class MovementKernel(OpKernel):
             raise self.fail(f"output {self.y.describe()} must have the input's type {self.x.type_name}")
         self.rank = len(self.x.shape_signature)
         if self.max_rank is not None and self.rank > self.max_rank:
-            raise self.fail(f"supports inputs of rank up to {self.max_rank}, {self.x.describe()} has rank {self.rank}")
-        if self.flavor == "tflm" and self.tflm_max_rank is not None and self.rank > self.tflm_max_rank:
-            raise self.fail(f"TFLite Micro supports inputs of rank up to {self.tflm_max_rank} here, "
-                            f"{self.x.describe()} has rank {self.rank}")
+            who = f"{self.rank_limit_of} " if self.rank_limit_of else ""
+            raise self.fail(f"{who}supports inputs of rank up to {self.max_rank}, {self.x.describe()} has rank "
+                            f"{self.rank}")
         self._plans: dict[tuple, tuple[tuple[int, ...], Any]] = {}
         self.prepare_args()
         if -1 not in self.x.shape_signature and not self.needs_runtime_args:

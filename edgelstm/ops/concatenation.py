@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from .base import OpKernel, check_array, legacy_params, register, shape_fits, signatures_agree
+from .flavor import TFLM
 
 
 @register("CONCATENATION")
@@ -22,8 +23,7 @@ class Concatenation(OpKernel):
         if len(self.op.inputs) < 1:
             raise self.fail("needs at least one input")
         self.expect_counts(len(self.op.inputs), 1)
-        if self.flavor == "tflm" and len(self.op.inputs) > 10:
-            raise self.fail(f"TFLite Micro concatenates at most 10 tensors, this op has {len(self.op.inputs)}")
+        self.check_input_count()
         self.xs = [self.input(i) for i in range(len(self.op.inputs))]
         self.y = self.output(0)
         self.expect_dtype(self.y, np.int8, np.int32)
@@ -65,6 +65,9 @@ class Concatenation(OpKernel):
         if not signatures_agree(out_sig, ys):
             raise self.fail(f"inputs concatenate to {out_sig}, but {self.y.describe()} is declared")
 
+    def check_input_count(self) -> None:
+        """LiteRT concatenates any number of tensors."""
+
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         arrays = [check_array(self, a, t) for a, t in zip(inputs, self.xs)]
         first = arrays[0].shape
@@ -75,3 +78,13 @@ class Concatenation(OpKernel):
         if not shape_fits(out.shape, self.y.shape_signature):
             raise self.fail(f"output shape {list(out.shape)} does not fit {self.y.describe()}")
         return [out]
+
+
+@register("CONCATENATION", flavor=TFLM)
+class TFLMConcatenation(Concatenation):
+    MAX_INPUTS = 10  # kMaxInputNum in TFLM's concatenation.cc
+
+    def check_input_count(self) -> None:
+        if len(self.op.inputs) > self.MAX_INPUTS:
+            raise self.fail(f"TFLite Micro concatenates at most {self.MAX_INPUTS} tensors, this op has "
+                            f"{len(self.op.inputs)}")

@@ -85,7 +85,7 @@ def out_size_and_pad(padding: str, size: int, k: int, stride: int, dil: int) -> 
     return out, total // 2
 
 
-class _ConvBase(OpKernel):
+class ConvKernel(OpKernel):
     """Shared prepare/run of the two convolutions; `depthwise` selects the channel mapping and the
     checks that differ between them in LiteRT."""
 
@@ -175,9 +175,9 @@ class _ConvBase(OpKernel):
         self.act_min, self.act_max = activation_range(self, s_out, z_out, allow_2_31=True)
         self._geom_cache: dict[tuple[int, ...], tuple[tuple[int, ...], int, int]] = {}
         if -1 not in x.shape_signature:
-            self._geometry(x.shape, from_graph=True)
+            self.geometry(x.shape, from_graph=True)
 
-    def _geometry(self, shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int, int]:
+    def geometry(self, shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int, int]:
         """(output shape, pad_h, pad_w) for an input shape, validated against the declared output."""
         key = tuple(int(d) for d in shape)
         hit = self._geom_cache.get(key)
@@ -211,7 +211,7 @@ class _ConvBase(OpKernel):
         if x.dtype != np.int8 or x.ndim != 4 or any(s != -1 and s != d for s, d in zip(sig, x.shape)):
             raise InputError(f"{self.op.describe()}: got a {x.dtype.name}{list(x.shape)} input, "
                              f"{self.x_t.describe()} is declared")
-        return self._geometry(x.shape)
+        return self.geometry(x.shape)
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = inputs[0]
@@ -238,10 +238,10 @@ def _inside_taps(n_out: int, size: int, k: int, stride: int, dil: int, pad: int)
 
 
 @register("CONV_2D")
-class Conv2D(_ConvBase):
+class Conv2D(ConvKernel):
     depthwise = False
 
 
 @register("DEPTHWISE_CONV_2D")
-class DepthwiseConv2D(_ConvBase):
+class DepthwiseConv2D(ConvKernel):
     depthwise = True

@@ -11,8 +11,8 @@ Other LiteRT behaviours reproduced: per-channel weights ignore their zero point 
 symmetric) while per-tensor weights subtract theirs; the accumulator is int32 and wraps; a per-tensor
 weight's bias scale must agree with s_in * s_w within 2% of s_out or Prepare fails.
 
-TFLite Micro (flavor="tflm") keeps the fixed-point multiplier: MultiplyByQuantizedMultiplier, with
-the multipliers of `_prepare_tflm`; the rest (weight offsets, wrap-around, bias check) is the same.
+TFLite Micro (`TFLMFullyConnected`) keeps the fixed-point multiplier: MultiplyByQuantizedMultiplier,
+with the multipliers of its `prepare_requantization`; the rest (weight offsets, wrap-around, bias check) is the same.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from numba import njit
 from ..errors import InputError
 from ..fixedpoint import mbqm, quantize_multiplier, round_half_away, wrap32, x86_double_to_int32
 from .base import OpKernel, activation_range, legacy_params, register, shape_fits
+from .flavor import TFLM
 
 _jit = njit(cache=True, nogil=True)
 
@@ -58,7 +59,12 @@ def _fc_int8(x, w, bias, eff, mult, shift, fixed_point, out_zp, act_min, act_max
 
 @register("FULLY_CONNECTED")
 class FullyConnected(OpKernel):
+    """Parameters the eval (and the firmware generator) reads: w (int32 [units, depth], weight
+    offset added), bias (int64 [units], input offset folded in), out_zp, act_min, act_max, and the
+    requantization: eff (double per unit) or, with FIXED_POINT_REQUANT, mult and shift per unit."""
+
     optional_inputs = frozenset({2})
+    FIXED_POINT_REQUANT = False
 
     def prepare(self) -> None:
         self.expect_counts((2, 3), 1)
@@ -112,9 +118,8 @@ class FullyConnected(OpKernel):
                                 f"{product} (LiteRT refuses a mismatch above 2% of the output scale)")
         # Left to right in double, as the reference kernel computes it.
         self.eff = np.array([s_in * sw / s_out for sw in w_scales], dtype=np.float64)
-        self.mult = self.shift = np.zeros(len(w_scales), np.int64)  # the tflm flavour's, set below
-        if self.flavor == "tflm":
-            self._prepare_tflm(per_channel, s_in, w_scales, s_out)
+        self.mult = self.shift = np.zeros(len(w_scales), np.int64)
+        self.prepare_requantization(s_in, w_scales, s_out)
         self.out_zp = z_out
         self.act_min, self.act_max = activation_range(self, s_out, z_out, allow_2_31=True)
 
@@ -124,21 +129,12 @@ class FullyConnected(OpKernel):
 
         self._checked: dict = {}
         if -1 not in x.shape_signature:
-            self._output_shape(x.shape, from_graph=True)
+            self.output_shape(x.shape, from_graph=True)
 
-    def _prepare_tflm(self, per_channel: bool, s_in: float, w_scales: list[float], s_out: float) -> None:
-        """TFLite Micro requantizes with MultiplyByQuantizedMultiplier, multipliers from
-        double(s_in) * double(s_w) / double(s_out), per channel or per tensor alike (measured: the
-        per-tensor product is not rounded to float32 first, whatever kernel_util.cc suggests)."""
-        reals = [float(s_in) * float(sw) / float(s_out) for sw in w_scales]
-        ms = [quantize_multiplier(r) for r in reals]
-        if any(sh > 30 for _, sh in ms):
-            raise self.fail(f"input x weight / output scale ratio {max(reals):.3g} is too large to requantize "
-                            "in int32")
-        self.mult = np.array([m for m, _ in ms], np.int64)
-        self.shift = np.array([sh for _, sh in ms], np.int64)
+    def prepare_requantization(self, s_in: float, w_scales: list[float], s_out: float) -> None:
+        """LiteRT's reference kernel rescales with `eff` in double: nothing more to prepare."""
 
-    def _output_shape(self, in_shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int]:
+    def output_shape(self, in_shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int]:
         """(output shape, rows) for an input shape; raises if they do not fit the weights."""
         size = math.prod(in_shape)
         err = self.fail if from_graph else (lambda m: InputError(f"{self.op.describe()}: {m}"))
@@ -167,7 +163,7 @@ class FullyConnected(OpKernel):
         if x.dtype != np.int8 or not shape_fits(x.shape, sig):
             raise InputError(f"{self.op.describe()}: got a {x.dtype.name}{list(x.shape)} input, "
                              f"{self.x_t.describe()} is declared")
-        result = self._output_shape(x.shape)
+        result = self.output_shape(x.shape)
         if len(self._checked) < 64:
             self._checked[(x.dtype, x.shape)] = result
         return result
@@ -177,10 +173,27 @@ class FullyConnected(OpKernel):
         out_shape, rows = self._check_input(x)
         x2 = np.ascontiguousarray(x).reshape(rows, self.depth)
         out = np.empty((rows, self.units), dtype=np.int8)
-        _fc_int8(x2, self.w, self.bias, self.eff, self.mult, self.shift, self.flavor == "tflm", self.out_zp,
+        _fc_int8(x2, self.w, self.bias, self.eff, self.mult, self.shift, self.FIXED_POINT_REQUANT, self.out_zp,
                  self.act_min, self.act_max, out)
         return [out.reshape(out_shape)]
 
     def macs(self, inputs: list[Optional[np.ndarray]]) -> int:
         _, rows = self._check_input(inputs[0])
         return rows * self.units * self.depth
+
+
+@register("FULLY_CONNECTED", flavor=TFLM)
+class TFLMFullyConnected(FullyConnected):
+    FIXED_POINT_REQUANT = True
+
+    def prepare_requantization(self, s_in: float, w_scales: list[float], s_out: float) -> None:
+        """TFLite Micro requantizes with MultiplyByQuantizedMultiplier, multipliers from
+        double(s_in) * double(s_w) / double(s_out), per channel or per tensor alike (measured: the
+        per-tensor product is not rounded to float32 first, whatever kernel_util.cc suggests)."""
+        reals = [float(s_in) * float(sw) / float(s_out) for sw in w_scales]
+        ms = [quantize_multiplier(r) for r in reals]
+        if any(sh > 30 for _, sh in ms):
+            raise self.fail(f"input x weight / output scale ratio {max(reals):.3g} is too large to requantize "
+                            "in int32")
+        self.mult = np.array([m for m, _ in ms], np.int64)
+        self.shift = np.array([sh for _, sh in ms], np.int64)

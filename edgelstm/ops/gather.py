@@ -42,7 +42,7 @@ class Gather(OpKernel):
         for d in range(self.batch_dims):
             if xs[d] != -1 and js[d] != -1 and xs[d] != js[d]:
                 raise self.fail(f"batch dimension {d} differs: {xs[d]} in the input, {js[d]} in the indices")
-        sig = self._out_shape(xs, js)
+        sig = self.output_shape(xs, js)
         ys = self.y.shape_signature
         if not signatures_agree(sig, ys):
             raise self.fail(f"gathering gives shape {list(sig)}, but {self.y.describe()} is declared")
@@ -53,7 +53,7 @@ class Gather(OpKernel):
                 raise self.fail(f"constant index {bad} is out of range for axis {self.axis} of {self.x.describe()}")
         self.index_is_model_input = self.idx.index in self.graph.inputs
 
-    def _out_shape(self, xs, js) -> tuple[int, ...]:
+    def output_shape(self, xs, js) -> tuple[int, ...]:
         return tuple(xs[:self.axis]) + tuple(js[self.batch_dims:]) + tuple(xs[self.axis + 1:])
 
     def _reads_rows(self, xs) -> bool:
@@ -86,7 +86,7 @@ class Gather(OpKernel):
             if self.index_is_model_input:
                 raise InputError(f"{self.op.describe()}: {msg}")
             raise self.fail(msg)
-        out_shape = self._out_shape(x.shape, idx.shape)
+        out_shape = self.output_shape(x.shape, idx.shape)
         if not shape_fits(out_shape, self.y.shape_signature):
             raise self.fail(f"gathering gives shape {list(out_shape)}, but {self.y.describe()} is declared")
         batch = int(np.prod(x.shape[:b], dtype=np.int64))

@@ -18,6 +18,7 @@ from numba import njit
 
 from ..fixedpoint import mbqm, quantize_multiplier
 from .base import BinaryInt8Kernel, register
+from .flavor import TFLM
 
 
 @njit(cache=True, nogil=True)
@@ -34,10 +35,7 @@ class Mul(BinaryInt8Kernel):
 
     def prepare_math(self) -> None:
         (sa, za), (sb, zb), (sy, zy) = self.qa, self.qb, self.qy
-        if self.flavor == "tflm":  # TFLite Micro widens the scales first: double arithmetic
-            real = float(sa) * float(sb) / float(sy)
-        else:
-            real = float(np.float32(sa) * np.float32(sb) / np.float32(sy))
+        real = self.real_multiplier(sa, sb, sy)
         if not np.isfinite(real):
             raise self.fail(f"multiplier {sa} * {sb} / {sy} overflows float32")
         self.mult, self.shift = (int(v) for v in quantize_multiplier(real))
@@ -47,6 +45,9 @@ class Mul(BinaryInt8Kernel):
             raise self.fail(f"multiplier {real!r} (s1 * s2 / s_out) is too large (shift {self.shift} > 30)")
         self.off_a, self.off_b, self.zp_y = -za, -zb, zy
 
+    def real_multiplier(self, sa: float, sb: float, sy: float) -> float:
+        return float(np.float32(sa) * np.float32(sb) / np.float32(sy))
+
     def compute(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         _mul_int8(a, b, out, self.off_a, self.off_b, self.mult, self.shift, self.zp_y,
                   self.act_min, self.act_max)
@@ -54,3 +55,10 @@ class Mul(BinaryInt8Kernel):
     def macs(self, inputs: list[Optional[np.ndarray]]) -> int:
         """One multiply per output element (the requantization is not counted)."""
         return int(np.prod(np.broadcast_shapes(inputs[0].shape, inputs[1].shape), dtype=np.int64))
+
+
+@register("MUL", flavor=TFLM)
+class TFLMMul(Mul):
+    def real_multiplier(self, sa: float, sb: float, sy: float) -> float:
+        # TFLite Micro widens the scales first: double arithmetic
+        return float(sa) * float(sb) / float(sy)

@@ -114,13 +114,13 @@ class Pool2D(OpKernel):
 
         # Check the declared output against what the input implies, where both are known.
         sig = x.shape_signature
-        expected = self._out_shape(sig) if min(sig[1], sig[2]) >= 0 else (sig[0], -1, -1, sig[3])
+        expected = self.output_shape(sig) if min(sig[1], sig[2]) >= 0 else (sig[0], -1, -1, sig[3])
         for d, (e, got) in enumerate(zip(expected, y.shape_signature)):
             if e >= 0 and got >= 0 and e != got:
                 raise self.fail(f"{y.describe()} should have shape {list(expected)} (dimension {d} "
                                 f"is {got}, expected {e})")
 
-    def _out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Output NHWC shape. A VALID window longer than the input gives an empty output, as in the
         reference, whose shape computation stops at the first axis that fails (width first)."""
         b, h, w, c = in_shape
@@ -138,7 +138,7 @@ class Pool2D(OpKernel):
         if any(s >= 0 and s != d for s, d in zip(sig, x.shape)):
             raise self.fail(f"input shape {list(x.shape)} does not match {list(sig)}")
         x = np.ascontiguousarray(x)
-        out_shape = self._out_shape(x.shape)
+        out_shape = self.output_shape(x.shape)
         _, pad_h = pool_geometry(self.padding, x.shape[1], self.filter_h, self.stride_h)
         _, pad_w = pool_geometry(self.padding, x.shape[2], self.filter_w, self.stride_w)
         out = np.empty(out_shape, dtype=np.int8)

@@ -27,6 +27,7 @@ from numba import njit
 
 from ..fixedpoint import mbqm, quantize_multiplier, wrap32
 from .base import OpKernel, register, resolve_axes
+from .flavor import TFLM
 
 _jit = njit(cache=True, nogil=True)
 
@@ -60,8 +61,10 @@ def _max_rows(x, out):
 class Reduce(OpKernel):
     """int8 reductions; MEAN requantizes to the output's scale, REDUCE_MAX does not."""
 
+    INT8_SUM = False  # whether the interpreter sums int8 correctly
+
     def prepare(self) -> None:
-        if self.op.opcode == "SUM" and self.flavor != "tflm":
+        if self.op.opcode == "SUM" and not self.INT8_SUM:
             raise self.fail("int8 SUM is not supported: LiteRT's reference kernel treats int8 data as "
                             "uint8 for SUM, so there is no correct reference to match (use MEAN, or "
                             "keep the sum in float)")
@@ -96,18 +99,18 @@ class Reduce(OpKernel):
                 raise self.fail(f"input/output scale ratio {float(s_in) / float(s_out):.3g} is too large "
                                 f"to requantize in int32")
 
-        expected = self._out_shape(x.shape_signature)
+        expected = self.output_shape(x.shape_signature)
         if len(expected) != len(y.shape_signature) or any(
                 e >= 0 and g >= 0 and e != g for e, g in zip(expected, y.shape_signature)):
             raise self.fail(f"{y.describe()} should have shape {list(expected)} for axes {self.axes} "
                             f"and keep_dims={self.keep_dims}")
 
-    def _out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         if self.keep_dims:
             return tuple(1 if d in self.axes else in_shape[d] for d in range(self.rank))
         return tuple(in_shape[d] for d in self.kept)
 
-    def _mean_requant(self, n: int) -> tuple[int, int]:
+    def mean_requant(self, n: int) -> tuple[int, int]:
         """Fold 1/n into (multiplier, shift) exactly as QuantizedMeanOrSum does: scale the
         multiplier up by 2^floor(log2 n) (capped so the final shift stays >= -31), then divide by n
         with integer truncation."""
@@ -134,6 +137,11 @@ class Reduce(OpKernel):
         elif self.op.opcode == "SUM":
             _mean_rows(rows, n_red, self.zp_in, self.multiplier, self.shift, self.zp_out, flat)
         else:
-            mult, shift = self._mean_requant(n_red)
+            mult, shift = self.mean_requant(n_red)
             _mean_rows(rows, n_red, self.zp_in, mult, shift, self.zp_out, flat)
-        return [flat.reshape(self._out_shape(x.shape))]
+        return [flat.reshape(self.output_shape(x.shape))]
+
+
+@register("SUM", flavor=TFLM)
+class TFLMReduce(Reduce):
+    INT8_SUM = True  # QuantizedMeanOrSum with int8, without the 1/n

@@ -42,13 +42,13 @@ class ReduceProd(OpKernel):
                             f"rank-{self.rank} input")
         self.axes = tuple(axes)
         self.keep_dims = bool(self.op.options.get("keep_dims", False))
-        expected = self._out_shape(self.x.shape_signature)
+        expected = self.output_shape(self.x.shape_signature)
         ys = self.y.shape_signature
         if not signatures_agree(expected, ys):
             raise self.fail(f"{self.y.describe()} should have shape {list(expected)} for axes "
                             f"{list(self.axes)} and keep_dims={self.keep_dims}")
 
-    def _out_shape(self, shape) -> tuple[int, ...]:
+    def output_shape(self, shape) -> tuple[int, ...]:
         if self.keep_dims:
             return tuple(1 if d in self.axes else shape[d] for d in range(self.rank))
         return tuple(shape[d] for d in range(self.rank) if d not in self.axes)
@@ -56,7 +56,7 @@ class ReduceProd(OpKernel):
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = check_array(self, inputs[0], self.x)
         wrapped = np.prod(x.view(np.uint32), axis=self.axes, keepdims=self.keep_dims, dtype=np.uint32)
-        out = np.array(wrapped, dtype=np.uint32).view(np.int32).reshape(self._out_shape(x.shape))
+        out = np.array(wrapped, dtype=np.uint32).view(np.int32).reshape(self.output_shape(x.shape))
         if not shape_fits(out.shape, self.y.shape_signature):
             raise self.fail(f"output shape {list(out.shape)} does not fit {self.y.describe()}")
         return [out]

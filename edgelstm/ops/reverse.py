@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .base import MovementKernel, const_ints, owned_copy, register
+from .flavor import TFLM
 
 
 @register("REVERSE_V2")
@@ -21,7 +22,6 @@ class ReverseV2(MovementKernel):
 
     n_inputs = (2,)
     max_rank = 8
-    tflm_max_rank = 6
 
     def prepare_args(self) -> None:
         axes = const_ints(self, 1, "axis")
@@ -39,3 +39,9 @@ class ReverseV2(MovementKernel):
 
     def move(self, x: np.ndarray, out_shape: tuple[int, ...], plan: Any) -> np.ndarray:
         return owned_copy(np.flip(x, self.axes))
+
+
+@register("REVERSE_V2", flavor=TFLM)
+class TFLMReverseV2(ReverseV2):
+    max_rank = 6
+    rank_limit_of = "TFLite Micro"

@@ -27,6 +27,7 @@ from numba import njit
 from ..fixedpoint import (exp_on_negative_values32, mbqm, one_over_one_plus_x32, quantize_multiplier, rdbp,
                           srdhm32)
 from .base import OpKernel, register, signatures_agree
+from .flavor import TFLM
 
 _SCALED_DIFF_INTEGER_BITS = 5  # the exp input is Q5.26
 _ACCUM_INTEGER_BITS = 12  # the sum of exps is Q12.19
@@ -77,6 +78,8 @@ def _softmax_rows(x, exp_table, out):
 
 @register("SOFTMAX")
 class Softmax(OpKernel):
+    # how far the output scale may be from 1/256 (LiteRT's test is in float32)
+    OUTPUT_SCALE_TOLERANCE = np.float32(0.001) / np.float32(256)
     def prepare(self) -> None:
         self.expect_counts(1, 1)
         inp, out = self.input(0), self.output(0)
@@ -91,9 +94,7 @@ class Softmax(OpKernel):
         out_s, out_zp = self.per_tensor_quant(out)
         # The kernel writes probabilities as q = 256 p - 128 whatever the output scale says, so
         # LiteRT only accepts (nearly) that quantization; the tolerance test is in float32.
-        tolerance = np.float32(0.001) / np.float32(256)
-        if self.flavor == "tflm":  # TFLite Micro compares the scale for equality
-            tolerance = np.float32(0.0)
+        tolerance = self.OUTPUT_SCALE_TOLERANCE
         if out_zp != -128 or abs(np.float32(out_s) - np.float32(1.0 / 256)) > tolerance:
             raise self.fail(f"int8 SOFTMAX needs output quantization 1/256, -128; {out.describe()} has "
                             f"{out_s!r}, {out_zp}")
@@ -127,3 +128,8 @@ class Softmax(OpKernel):
             raise self.fail(f"row {bad} of the input sums to 512 or more in exp terms; LiteRT's reference "
                             f"kernel aborts on this (its output exponent exceeds 31)")
         return [out]
+
+
+@register("SOFTMAX", flavor=TFLM)
+class TFLMSoftmax(Softmax):
+    OUTPUT_SCALE_TOLERANCE = np.float32(0.0)  # TFLite Micro compares the scale for equality

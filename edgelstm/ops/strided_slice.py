@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .base import MovementKernel, const_ints, owned_copy, register
+from .flavor import TFLM
 
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 # LiteRT keeps masks in 32-bit words and refuses more index entries than that.
@@ -171,7 +172,6 @@ def apply_plan(x: np.ndarray, plan: tuple[tuple[int, ...], tuple[int, ...], tupl
 
 @register("STRIDED_SLICE")
 class StridedSlice(MovementKernel):
-    tflm_max_rank = 4
     n_inputs = (4,)
 
     def prepare_args(self) -> None:
@@ -201,8 +201,6 @@ class StridedSlice(MovementKernel):
 class Slice(MovementKernel):
     """begin (>= 0) and size (>= 0, or -1 for "to the end") per input axis, constant int32/int64."""
 
-    tflm_max_rank = 5
-
     n_inputs = (3,)
 
     def prepare_args(self) -> None:
@@ -229,3 +227,15 @@ class Slice(MovementKernel):
 
     def move(self, x: np.ndarray, out_shape: tuple[int, ...], plan: Any) -> np.ndarray:
         return owned_copy(x[plan])
+
+
+@register("STRIDED_SLICE", flavor=TFLM)
+class TFLMStridedSlice(StridedSlice):
+    max_rank = 4
+    rank_limit_of = "TFLite Micro"
+
+
+@register("SLICE", flavor=TFLM)
+class TFLMSlice(Slice):
+    max_rank = 5
+    rank_limit_of = "TFLite Micro"

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from .base import MovementKernel, const_ints, owned_copy, register
+from .flavor import TFLM
 
 
 @register("TRANSPOSE")
@@ -15,7 +16,6 @@ class Transpose(MovementKernel):
 
     n_inputs = (2,)
     max_rank = 8
-    tflm_max_rank = 5
 
     def prepare_args(self) -> None:
         perm = const_ints(self, 1, "perm")
@@ -33,3 +33,9 @@ class Transpose(MovementKernel):
 
     def move(self, x: np.ndarray, out_shape: tuple[int, ...], plan: Any) -> np.ndarray:
         return owned_copy(np.transpose(x, self.perm))
+
+
+@register("TRANSPOSE", flavor=TFLM)
+class TFLMTranspose(Transpose):
+    max_rank = 5
+    rank_limit_of = "TFLite Micro"

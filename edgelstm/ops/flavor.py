@@ -1,0 +1,161 @@
+"""Flavours: whose arithmetic a loaded model reproduces.
+
+A flavour is a table opcode -> kernel class plus a `Policy` for what is decided for the whole graph
+rather than per op. A flavour may have a parent whose table it falls back to, so a flavour that
+differs from its parent on a few ops lists only those (TFLite Micro differs from LiteRT on about ten).
+Kernels never ask which flavour they are in: where two interpreters compute an op differently,
+there are two kernel classes, each registered in its flavour's table.
+
+Built in: "tflite" (LiteRT's builtin reference kernels) and "tflm" (TFLite Micro's reference
+kernels, parent "tflite"). `Flavor.derive` makes a new one from an existing one, e.g. in a test:
+
+    mine = edgelstm.flavor("tflm").derive("mine", kernels={"FULLY_CONNECTED": MyFullyConnected})
+    edgelstm.load(path, flavor=mine)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Union
+
+from ..errors import ModelError
+from ..tflite_reader import Graph, Operator
+
+if TYPE_CHECKING:  # the kernel base class imports this module
+    from .base import OpKernel
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Graph-wide behaviour of the interpreter a flavour mirrors."""
+
+    #: human name of that interpreter, for messages
+    runtime: str
+    #: name of the edgelstm.references adapter that runs it (what `verify` checks against by default)
+    reference: str
+    #: every tensor runs at the size stored in the flatbuffer (no dynamic shapes; a dynamic axis is 1)
+    static_shapes: bool = False
+    #: whether variable tensors (the LSTM's h and c) keep their values from one invoke to the next
+    state_persists: bool = True
+
+
+class Flavor:
+    """A named kernel table with a parent to fall back to, and a policy."""
+
+    def __init__(self, name: str, policy: Policy, parent: Optional["Flavor"] = None, description: str = ""):
+        self.name = name
+        self.policy = policy
+        self.parent = parent
+        self.description = description
+        # None marks an op the interpreter has no kernel for, even if the parent has one
+        self._table: dict[str, Optional[type["OpKernel"]]] = {}
+
+    def __repr__(self) -> str:
+        parent = f" parent={self.parent.name}" if self.parent else ""
+        return f"<edgelstm.Flavor {self.name}{parent}>"
+
+    # -- building the table --------------------------------------------------------------------
+    def register(self, *opcodes: str) -> Callable[[type["OpKernel"]], type["OpKernel"]]:
+        """Class decorator: the class is this flavour's kernel for these opcodes."""
+        def deco(cls: type["OpKernel"]) -> type["OpKernel"]:
+            for code in opcodes:
+                self._table[code] = cls
+            return cls
+        return deco
+
+    def lacks(self, *opcodes: str) -> None:
+        """The interpreter has no kernel for these ops: models using them are refused."""
+        for code in opcodes:
+            self._table[code] = None
+
+    def derive(self, name: str, *, kernels: Optional[Mapping[str, Optional[type["OpKernel"]]]] = None,
+               policy: Optional[Policy] = None, description: str = "") -> "Flavor":
+        """A child flavour: this one's table with `kernels` overriding (None = refuse the op)."""
+        child = Flavor(name, policy or self.policy, parent=self, description=description)
+        for code, cls in (kernels or {}).items():
+            child._table[code] = cls
+        return child
+
+    # -- using it ----------------------------------------------------------------------------------
+    def kernel_class(self, opcode: str) -> Optional[type["OpKernel"]]:
+        """The class that runs `opcode` here; None if the interpreter lacks it or nobody has one."""
+        fl: Optional[Flavor] = self
+        while fl is not None:
+            if opcode in fl._table:
+                return fl._table[opcode]
+            fl = fl.parent
+        return None
+
+    def opcodes(self) -> list[str]:
+        """Every opcode this flavour runs."""
+        codes: set[str] = set()
+        chain = []
+        fl: Optional[Flavor] = self
+        while fl is not None:
+            chain.append(fl)
+            fl = fl.parent
+        for f in reversed(chain):  # the child's table last, so its refusals win
+            for code, cls in f._table.items():
+                (codes.add if cls is not None else codes.discard)(code)
+        return sorted(codes)
+
+    def build(self, op: Operator, graph: Graph) -> "OpKernel":
+        """The prepared kernel of one operator (raises ModelError naming the op)."""
+        cls = self.kernel_class(op.opcode)
+        if cls is None:
+            if self._refuses(op.opcode):
+                raise ModelError(f"{op.describe()}: {self.policy.runtime} has no kernel for {op.opcode}, so the "
+                                 f"{self.name} flavor cannot run this model")
+            raise ModelError(f"{op.describe()}: edgelstm has no kernel for {op.opcode}; supported ops are "
+                             + ", ".join(self.opcodes()))
+        return cls(op, graph)
+
+    def _refuses(self, opcode: str) -> bool:
+        fl: Optional[Flavor] = self
+        while fl is not None:
+            if opcode in fl._table:
+                return fl._table[opcode] is None
+            fl = fl.parent
+        return False
+
+    def prepare_graph(self, graph: Graph) -> Graph:
+        """The graph as this flavour's interpreter sees it. Without dynamic shapes every tensor has
+        the size stored in the flatbuffer (the converter stores 1 for a dynamic dimension): shape
+        signatures are pinned to it, inputs must then have exactly that shape, and a graph whose
+        stored sizes do not fit together is refused by the kernels' shape checks."""
+        if not self.policy.static_shapes or all(t.shape_signature == t.shape for t in graph.tensors):
+            return graph
+        return replace(graph, tensors=[replace(t, shape_signature=t.shape) for t in graph.tensors])
+
+
+# -- the built-in flavours -------------------------------------------------------------------------
+TFLITE = Flavor("tflite", Policy(runtime="LiteRT", reference="litert"),
+                description="LiteRT / TFLite builtin reference kernels (BUILTIN_REF)")
+TFLM = Flavor("tflm", Policy(runtime="TFLite Micro", reference="tflm", static_shapes=True), parent=TFLITE,
+              description="TFLite Micro reference kernels")
+# Ops edgelstm runs for LiteRT that TFLite Micro's op resolver has no kernel for.
+TFLM.lacks("REDUCE_PROD", "RELU_N1_TO_1", "RELU_0_TO_1")
+
+_FLAVORS: dict[str, Flavor] = {TFLITE.name: TFLITE, TFLM.name: TFLM}
+
+
+def register_flavor(flavor: Flavor) -> Flavor:
+    """Make a flavour loadable by name (`edgelstm.load(path, flavor=name)`, the CLI's --flavor)."""
+    if flavor.name in _FLAVORS and _FLAVORS[flavor.name] is not flavor:
+        raise ValueError(f"a different flavor named {flavor.name!r} is already registered")
+    _FLAVORS[flavor.name] = flavor
+    return flavor
+
+
+def flavors() -> list[Flavor]:
+    """Every registered flavour, built-in ones first."""
+    return list(_FLAVORS.values())
+
+
+def get_flavor(flavor: Union[str, Flavor]) -> Flavor:
+    """A flavour by name (or the flavour itself); ModelError naming the choices otherwise."""
+    if isinstance(flavor, Flavor):
+        return flavor
+    found = _FLAVORS.get(flavor) if isinstance(flavor, str) else None
+    if found is None:
+        raise ModelError(f"unknown flavor {flavor!r}; available: {', '.join(_FLAVORS)}")
+    return found
