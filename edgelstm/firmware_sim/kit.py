@@ -94,7 +94,8 @@ const unsigned int {name}_len = {len(data)};
 def measure_arena(data: bytes, xs: list[np.ndarray]) -> tuple[int, str]:
     """Arena bytes TFLite Micro's RecordingMicroAllocator reports after one Invoke. It prints from
     C++ straight to file descriptor 1, so the text is captured at descriptor level."""
-    from ..references.tflm import _arena_size, _quiet_fds, installed
+    from ..references.capture import quiet_fds
+    from ..references.tflm import arena_size, installed
 
     if not installed():
         raise ReferenceUnavailable("TFLite Micro is not installed (pip install tflite-micro)")
@@ -102,8 +103,8 @@ def measure_arena(data: bytes, xs: list[np.ndarray]) -> tuple[int, str]:
 
     sink: list[str] = []
     try:
-        with _quiet_fds(sink):
-            it = runtime.Interpreter.from_bytes(bytes(data), arena_size=_arena_size(data),
+        with quiet_fds(sink):
+            it = runtime.Interpreter.from_bytes(bytes(data), arena_size=arena_size(data),
                                                 intrepreter_config=runtime.InterpreterConfig.kAllocationRecording)
             for i, x in enumerate(xs):
                 it.set_input(np.ascontiguousarray(x), i)

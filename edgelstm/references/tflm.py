@@ -7,16 +7,13 @@ process's stdout/stderr. The adapter silences that output and puts it into its e
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..errors import ReferenceUnavailable
 from .base import Reference
+from .capture import quiet_fds
 
 
 def installed() -> bool:
@@ -27,29 +24,6 @@ def installed() -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _quiet_fds(sink: list[str]) -> Iterator[None]:
-    """Redirect the C-level stdout and stderr into a temporary file; its text lands in `sink`.
-
-    TFLM's MicroPrintf writes straight to the file descriptors, so Python-level redirection
-    (contextlib.redirect_stdout) does not catch it."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            os.dup2(tmp.fileno(), 1)
-            os.dup2(tmp.fileno(), 2)
-            yield
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-            tmp.seek(0)
-            sink.append(tmp.read().decode("utf-8", "replace"))
-
-
 def _tensor_count(model_bytes: bytes) -> int:
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema_fb
 
@@ -57,9 +31,11 @@ def _tensor_count(model_bytes: bytes) -> int:
     return model.Subgraphs(0).TensorsLength() if model.SubgraphsLength() else 0
 
 
-def _arena_size(model_bytes: bytes) -> int:
-    """The wrapper's default arena (10x the flatbuffer) is too small for tiny models whose
-    activations outweigh their weights; memory is cheap on the host, so be generous."""
+def arena_size(model_bytes: bytes) -> int:
+    """Arena bytes to give TFLite Micro on the host for this model. The wrapper's default (10x the
+    flatbuffer) is too small for tiny models whose activations outweigh their weights; memory is
+    cheap on the host, so be generous. The firmware kit's recording run uses it too, then reports
+    what the model actually used."""
     return max(16 * len(model_bytes), 16 << 20)
 
 
@@ -80,9 +56,9 @@ class TFLMReference(Reference):
                   else runtime.InterpreterConfig.kAllocationRecording)
         captured: list[str] = []
         try:
-            with _quiet_fds(captured):
+            with quiet_fds(captured):
                 self._it = runtime.Interpreter.from_bytes(bytes(model_bytes), intrepreter_config=config,
-                                                          arena_size=_arena_size(model_bytes))
+                                                          arena_size=arena_size(model_bytes))
                 n_in = self._count(self._it.get_input_details)
                 n_out = self._count(self._it.get_output_details)
         except Exception as exc:  # RuntimeError from C++, struct.error from a malformed flatbuffer
@@ -111,7 +87,7 @@ class TFLMReference(Reference):
                                            f"in the flatbuffer, got {list(a.shape)}")
         captured: list[str] = []
         try:
-            with _quiet_fds(captured):
+            with quiet_fds(captured):
                 if reset:
                     self._it.reset()
                 for i, a in enumerate(x):
@@ -127,7 +103,7 @@ class TFLMReference(Reference):
             return {}
         out: dict[int, np.ndarray] = {}
         sink: list[str] = []
-        with _quiet_fds(sink):
+        with quiet_fds(sink):
             for i in range(self._n_tensors):
                 try:
                     d: Optional[dict] = self._it.GetTensor(i, 0)
