@@ -1,12 +1,19 @@
 """The test model zoo: tf_keras models converted to full int8 by the stock converter at test time.
 
 Each entry is a builder function returning (keras_model, calibration_array). Converted flatbuffers
-are cached on disk (keyed by the builder's source and the TensorFlow version), so a second test run
-does not pay for TensorFlow again; a cold cache converts everything (about a minute on 2 cores).
+are cached on disk, so a second test run does not pay for TensorFlow again; a cold cache converts
+everything (about 4 s per model on 2 cores). The key covers everything that decides the bytes: the
+builder's source and I/O type, the helpers here that shape the Keras model and its calibration data,
+the conversion recipe's source (RECIPE_MODULES) and the TensorFlow / tf_keras / numpy versions. A
+stale key would hand every test a model the current recipe no longer produces; tests/test_zoo_cache.py
+checks that the key follows the recipe.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
+import importlib.util
 import inspect
 import os
 from pathlib import Path
@@ -227,7 +234,9 @@ def _time_major():
 
 @zoo_model("dynamic_time_dense")
 def _dyn_dense():
-    """Dense on a dynamic-length sequence: the converter computes a RESHAPE shape at run time."""
+    """Dense on a dynamic-length sequence: the converter computes a RESHAPE shape at run time (with
+    SHAPE, GATHER, REDUCE_PROD and PACK, which tests/ops/test_shape_ops.py and test_reshape.py check
+    on this model)."""
     K = _keras(); L = K.layers; _seed(19)
     x = K.Input((None, F_DEFAULT), batch_size=1)
     y = L.LSTM(8, return_sequences=True)(x)
@@ -263,12 +272,43 @@ def _trained():
 
 
 # -- building ---------------------------------------------------------------------------------------
-def _key(name: str) -> str:
-    fn, io = _BUILDERS[name]
-    import tensorflow as tf
+#: The modules whose code turns a builder's Keras model into the cached flatbuffer (build() calls
+#: edgelstm.convert.convert_int8, which lives in stock.py and calls nothing else of edgelstm's;
+#: tests/test_zoo_cache.py checks that this list still covers what convert_int8 reaches).
+RECIPE_MODULES = ("edgelstm.convert.stock",)
+#: Distributions whose version changes what the recipe produces (numpy: the calibration data).
+TOOLCHAIN = ("tensorflow", "tensorflow-cpu", "tf_keras", "numpy")
 
-    src = inspect.getsource(fn) + io + tf.__version__ + inspect.getsource(_randomize_biases) + inspect.getsource(build)
-    return hashlib.sha256(src.encode()).hexdigest()[:16]
+
+def recipe_files() -> list[Path]:
+    """The source files of RECIPE_MODULES (located without importing them, so no TensorFlow)."""
+    return [Path(importlib.util.find_spec(m).origin) for m in RECIPE_MODULES]
+
+
+@functools.lru_cache(maxsize=None)
+def toolchain_versions() -> tuple[str, ...]:
+    """'name version' of each installed TOOLCHAIN distribution, read from the package metadata so
+    that a cache hit does not import TensorFlow."""
+    out = []
+    for dist in TOOLCHAIN:
+        try:
+            out.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:  # tensorflow-cpu or tensorflow: either may be absent
+            continue
+    return tuple(out)
+
+
+def cache_key(name: str) -> str:
+    """The cache key of zoo model `name` (the part of its file name after the model name)."""
+    fn, io = _BUILDERS[name]
+    parts = [inspect.getsource(fn), io]
+    parts += [inspect.getsource(f) for f in KEY_HELPERS]
+    parts += [f"{p.name}\n{p.read_text()}" for p in recipe_files()]
+    parts += toolchain_versions()
+    h = hashlib.sha256()
+    for part in parts:  # length-prefixed: no two different part lists hash the same text
+        h.update(f"{len(part)}:".encode() + part.encode())
+    return h.hexdigest()[:16]
 
 
 def build(name: str) -> bytes:
@@ -276,7 +316,7 @@ def build(name: str) -> bytes:
     from edgelstm.convert import convert_int8
 
     fn, io = _BUILDERS[name]
-    path = CACHE_DIR / f"{name}-{_key(name)}.tflite"
+    path = CACHE_DIR / f"{name}-{cache_key(name)}.tflite"
     if path.exists():
         return path.read_bytes()
     # Same weights whatever was built before in this process: without this, TF's op-level seeds
@@ -287,10 +327,15 @@ def build(name: str) -> bytes:
     model, calib = fn()
     data = convert_int8(model, calib, io=io)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # processes building the same model at once
     tmp.write_bytes(data)
     tmp.replace(path)
     return data
+
+
+#: The code here that shapes a model before the recipe sees it (bound once, so the key reads the
+#: source as written even where a test stands something in for one of them)
+KEY_HELPERS = (_calib, _keras, _seed, _randomize_biases, build)
 
 
 def sample_inputs(model_bytes: bytes, n_random: int = 3, seed: int = 0, time_steps=None) -> list[list[np.ndarray]]:
