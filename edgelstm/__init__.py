@@ -7,8 +7,8 @@
 from .errors import EdgeLSTMError, InputError, ModelError, ReferenceUnavailable
 
 __version__ = "0.1.0"
-__all__ = ["load", "Model", "TensorInfo", "flavors", "flavor", "Flavor", "Policy", "EdgeLSTMError", "ModelError",
-           "InputError", "ReferenceUnavailable", "__version__"]
+__all__ = ["load", "Model", "TensorInfo", "flavors", "flavor", "register_flavor", "Flavor", "Policy",
+           "EdgeLSTMError", "ModelError", "InputError", "ReferenceUnavailable", "__version__"]
 
 
 def __getattr__(name: str):
@@ -18,9 +18,9 @@ def __getattr__(name: str):
         from . import model
 
         return getattr(model, name)
-    if name in ("flavors", "flavor", "Flavor", "Policy"):
-        from . import ops  # noqa: F401  (registers every kernel in its flavour's table)
-        from .ops import flavor as fl
+    if name in ("flavors", "flavor", "register_flavor", "Flavor", "Policy"):
+        from . import ops  # importing the package registers every kernel in its flavour's table
 
-        return {"flavors": fl.flavors, "flavor": fl.get_flavor, "Flavor": fl.Flavor, "Policy": fl.Policy}[name]
+        return {"flavors": ops.flavors, "flavor": ops.get_flavor, "register_flavor": ops.register_flavor,
+                "Flavor": ops.Flavor, "Policy": ops.Policy}[name]
     raise AttributeError(f"module 'edgelstm' has no attribute {name!r}")

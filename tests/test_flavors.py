@@ -122,15 +122,13 @@ def test_with_steps_names_unknown_steps():
 
 
 def test_derived_flavor_can_refuse_an_op_and_be_registered_by_name():
-    from edgelstm.ops.flavor import register_flavor
-
-    no_fc = register_flavor(edgelstm.flavor("tflite").derive("test-no-fc", kernels={"FULLY_CONNECTED": None},
+    no_fc = edgelstm.register_flavor(edgelstm.flavor("tflite").derive("test-no-fc", kernels={"FULLY_CONNECTED": None},
                                                              policy=edgelstm.Policy(runtime="NoFC", reference="litert")))
     assert edgelstm.flavor("test-no-fc") is no_fc and no_fc in edgelstm.flavors()
     with pytest.raises(ModelError, match="NoFC has no kernel for FULLY_CONNECTED"):
         edgelstm.load(zoo.build("basic"), flavor="test-no-fc")
     with pytest.raises(ValueError, match="already registered"):
-        register_flavor(edgelstm.flavor("tflite").derive("test-no-fc"))
+        edgelstm.register_flavor(edgelstm.flavor("tflite").derive("test-no-fc"))
 
 
 def test_stateless_policy_resets_every_invoke():

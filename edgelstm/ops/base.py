@@ -1,5 +1,5 @@
-"""What every op kernel looks like, the registry that maps opcodes to kernels, and the pieces
-several kernels share.
+"""What every op kernel looks like, `register` (which puts a kernel class in a flavour's table,
+ops/flavor.py), and the pieces several kernels share.
 
 A kernel is built once per operator (`__init__` is the *prepare* step: it reads the graph, checks
 every shape, dtype and quantization parameter it relies on, and precomputes multipliers and
