@@ -1,0 +1,15 @@
+"""The graph layer: .tflite graphs read, checked, rewritten and written back, with no TensorFlow and
+no ai-edge-litert (numpy and the `tflite` schema bindings, as the runtime).
+
+- schema.py: every schema table as an editable `Table`, decoded and encoded through the `tflite`
+  package's generated code;
+- writer.py: `unpack` a model into Tables, `pack` it into a .tflite file, and the edits the
+  rewrites share (buffers, constant tensors, metadata).
+
+It imports only the reader, errors, lstm_shared and fixedpoint from the rest of edgelstm, never the
+kernels, the model, convert/ or the command line.
+"""
+from .schema import Table
+from .writer import pack, unpack, with_metadata
+
+__all__ = ["Table", "unpack", "pack", "with_metadata"]
