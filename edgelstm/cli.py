@@ -182,7 +182,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
-    from .convert.streaming import render, streaming_model, summarize
+    from .graph.streaming import render, streaming_model, summarize
     from .errors import ConversionError
 
     raw = model_bytes(args.model)
