@@ -6,82 +6,92 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from .errors import EdgeLSTMError, InputError, ModelError, ReferenceUnavailable
+from .errors import EdgeLSTMError, InputError, ReferenceUnavailable
+from .references import DEFAULT_TIMEOUT_S, names as reference_names
 from .tflite_reader import model_bytes
+
+if TYPE_CHECKING:
+    from .verify import VerifyResult
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .model import load
-    from .references import available
-    from .verify import load_inputs, stderr_progress, verify
+    from .verify import load_inputs, stderr_progress, verify, verify_all
 
     data = model_bytes(args.model)
     model = load(data)
-    if args.against == "all":
-        names = available()
-        if not names:
-            raise EdgeLSTMError("no reference interpreter is installed (pip install ai-edge-litert)")
-    else:
-        names = [args.against]
     inputs = load_inputs(args.inputs, model)[0] if args.inputs else None
-    results, unavailable = [], []
-    for name in names:
-        try:
-            res = verify(data, reference=name, inputs=inputs, samples=args.samples, seed=args.seed,
-                         time_steps=args.time_steps,
-                         progress=None if args.json else stderr_progress(f"verify vs {name}"))
-        except (ReferenceUnavailable, ModelError, InputError) as exc:
-            # the default flavor accepted model and inputs above, so a ModelError or InputError here
-            # comes from the tflm flavor (no kernel for an op; TFLM's static shapes)
-            if args.against != "all":
-                raise
-            # e.g. TensorFlow's bundled interpreter lacks a newer op version its converter emits
-            unavailable.append({"name": name, "error": str(exc)})
-            continue
-        results.append(res)
-    if not results:
+    common = dict(inputs=inputs, samples=args.samples, seed=args.seed, time_steps=args.time_steps,
+                  timeout=args.timeout)
+    if args.against == "all":
+        bars: dict = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            bars.setdefault(name, stderr_progress(f"verify vs {name}"))(done, total)
+
+        results = verify_all(data, None, progress=None if args.json else progress, **common)
+    else:
+        results = [verify(data, reference=args.against,
+                          progress=None if args.json else stderr_progress(f"verify vs {args.against}"), **common)]
+    checked = [r for r in results if r.status != "unavailable"]
+    unavailable = [{"name": r.reference["name"], "status": r.status, "error": r.detail}
+                   for r in results if r.status == "unavailable"]
+    if not checked:
         raise ReferenceUnavailable("no installed reference interpreter could run this model: "
                                    + "; ".join(u["error"] for u in unavailable))
-    ok = all(r.bit_exact for r in results)
+    ok = all(r.bit_exact for r in checked)
     if args.json:
-        if len(results) == 1 and args.against != "all":
-            obj = results[0].to_dict()
+        if args.against != "all":
+            obj = checked[0].to_dict()
         else:
             obj = {"bit_exact": ok,
-                   "mismatched_elements": sum(r.mismatched_elements for r in results),
-                   "max_abs_diff": max(r.max_abs_diff for r in results),
-                   "samples": results[0].samples,
-                   "reference": [r.reference for r in results],
-                   "results": [r.to_dict() for r in results],
+                   "mismatched_elements": sum(r.mismatched_elements for r in checked),
+                   "max_abs_diff": max(r.max_abs_diff for r in checked),
+                   "samples": checked[0].samples,
+                   "reference": [r.reference for r in checked],
+                   "status": {r.reference["name"]: r.status for r in results},
+                   "results": [r.to_dict() for r in checked],
                    "unavailable": unavailable}
         obj["model"] = str(args.model)
         print(json.dumps(obj, indent=2))
     else:
-        for r in results:
-            ref = f"{r.reference['name']} {r.reference['version']}"
-            verdict = "BIT-EXACT" if r.bit_exact else "MISMATCH"
-            print(f"{verdict} vs {ref} (edgelstm flavor {r.flavor}): {r.samples} samples"
-                  + (" (reset per sample, then state carried across all of them)" if r.state_checked else ""))
-            print(f"  {'output':<40} {'elements':>10} {'differ':>8} {'max|diff|':>10}")
-            for o in r.outputs:
-                print(f"  {o.name[:40]:<40} {o.elements:>10} {o.mismatched_elements:>8} {o.max_abs_diff:>10}")
-            fm = r.first_mismatch
-            if fm is not None and fm.op_index is not None:
-                where = f"op {fm.op_index} ({fm.opcode}), tensor '{fm.tensor}'"
-                if fm.timestep is not None:
-                    where += f", first at timestep {fm.timestep}"
-                print(f"  first difference: sample {fm.sample}, {where}")
-            elif fm is not None:
-                print("  first difference: only when state is carried across invocations")
+        for r in checked:
+            _print_verify_result(r)
         for u in unavailable:
             print(f"NOT CHECKED vs {u['name']}: {u['error']}")
     return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _print_verify_result(r: "VerifyResult") -> None:
+    ref = f"{r.reference['name']} {r.reference['version'] or ''}".rstrip()
+    if r.status != "ok":
+        print(f"{r.status.upper().replace('_', ' ')} vs {ref} (edgelstm flavor {r.flavor}): {r.detail}")
+        if not any(o.elements for o in r.outputs):
+            return
+        print("  compared before that:")
+    else:
+        verdict = "BIT-EXACT" if r.bit_exact else "MISMATCH"
+        print(f"{verdict} vs {ref} (edgelstm flavor {r.flavor}): {r.samples} samples"
+              + (" (reset per sample, then state carried across all of them)" if r.state_checked else ""))
+    print(f"  {'output':<40} {'elements':>10} {'differ':>8} {'max|diff|':>10}")
+    for o in r.outputs:
+        print(f"  {o.name[:40]:<40} {o.elements:>10} {o.mismatched_elements:>8} {o.max_abs_diff:>10}")
+    fm = r.first_mismatch
+    if fm is not None and fm.op_index is not None:
+        where = f"op {fm.op_index} ({fm.opcode}), tensor '{fm.tensor}'"
+        if fm.timestep is not None:
+            where += f", first at timestep {fm.timestep}"
+        print(f"  first difference: sample {fm.sample}, {where}")
+    elif fm is not None and fm.sample < 0:
+        print("  first difference: only when state is carried across invocations")
+    elif fm is not None:
+        print(f"  first difference: sample {fm.sample}" + (f" ({r.detail})" if r.status == "ok" and r.detail else ""))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -290,9 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0, help="seed for generated inputs")
     v.add_argument("--time-steps", type=int, default=50,
                    help="sequence length for models whose time dimension is dynamic (default 50)")
-    v.add_argument("--against", default="litert", choices=["litert", "tflite-runtime", "tflite", "tflm", "all"],
+    v.add_argument("--against", default="litert", choices=[*reference_names(), "all"],
                    help="reference interpreter (default litert; 'all' = every installed one); tflm (TFLite "
                         "Micro) is compared with edgelstm's tflm flavor, the others with the tflite flavor")
+    v.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help="each reference runs in its own process; the longest it may take to load the model or "
+                        f"to run one input before it is reported as timed out (default {DEFAULT_TIMEOUT_S:g})")
     v.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     v.set_defaults(func=_cmd_verify)
 

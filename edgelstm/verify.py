@@ -3,22 +3,28 @@
 The comparison is exact: any differing element is a failure. On a mismatch it locates the first
 operator whose output differs (both sides keep every tensor) and, for sequence outputs, the first
 timestep, because that is where a user starts looking.
+
+The reference runs in a child process (`references.IsolatedReference`) with a time limit per
+input, while edgelstm runs here: a reference that segfaults or hangs yields a result with status
+"crashed" or "timed_out" naming the input it was working on, and `verify_all` goes on with the
+next reference.
 """
 from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import InputError
+from .errors import EdgeLSTMError, InputError, ModelError, ReferenceUnavailable
 from .model import Model, load
-from .references import get_reference
+from .references import DEFAULT_TIMEOUT_S, IsolatedReference, ReferenceFailure, available
 from .tflite_reader import model_bytes
 
 DEFAULT_TIME_STEPS = 50
+STATUSES = ("ok", "crashed", "timed_out", "unavailable")
 
 
 @dataclass
@@ -40,12 +46,22 @@ class FirstMismatch:
 
 @dataclass
 class VerifyResult:
+    """One reference's verdict. `status`: "ok" (the reference ran every input), "crashed" or
+    "timed_out" (its process died or exceeded the time limit on input `failed_input`; `outputs`
+    count what was compared before that), "unavailable" (it cannot run this model here; only from
+    `verify_all`, `verify` raises ReferenceUnavailable). `detail` says what happened in words: the
+    failure, or why the first mismatch could not be located."""
+
     reference: dict
     samples: int
     outputs: list[OutputDiff]
     first_mismatch: Optional[FirstMismatch] = None
     state_checked: bool = False
     flavor: str = "tflite"
+    status: str = "ok"
+    detail: Optional[str] = None
+    failed_input: Optional[int] = None
+    signal: Optional[int] = None
 
     @property
     def mismatched_elements(self) -> int:
@@ -57,7 +73,7 @@ class VerifyResult:
 
     @property
     def bit_exact(self) -> bool:
-        return self.mismatched_elements == 0
+        return self.status == "ok" and self.mismatched_elements == 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -151,24 +167,35 @@ def _first_timestep(a: np.ndarray, b: np.ndarray, time_axis: int) -> Optional[in
     return int(idx[0]) if idx.size else None
 
 
-def _locate(model: Model, ref_bytes: bytes, ref_name: str, xs: list[np.ndarray], sample: int) -> FirstMismatch:
-    ref = get_reference(ref_name, ref_bytes, preserve_all_tensors=True)
-    ref.run(xs, reset=True)
-    theirs = ref.tensors()
+def _locate(model: Model, ref_bytes: bytes, ref_name: str, xs: list[np.ndarray], sample: int,
+            timeout: Optional[float]) -> tuple[FirstMismatch, Optional[str]]:
+    """The first op whose output differs on sample `xs`, from every tensor of both runtimes; when the
+    reference cannot keep or give its tensors, an unlocated mismatch and the reason."""
+    try:
+        with IsolatedReference(ref_name, ref_bytes, preserve_all_tensors=True, timeout=timeout) as ref:
+            ref.run(xs, reset=True)
+            theirs = ref.tensors()
+    except (ReferenceFailure, ReferenceUnavailable) as exc:
+        return FirstMismatch(sample, None, None, None, None), f"the first differing op was not located: {exc}"
     ours = model.run_all_tensors(xs, reset=True)
     for op in model.graph.operators:
         for o in op.outputs:
             if o in theirs and o in ours and (theirs[o].shape != ours[o].shape or np.any(unequal(ours[o], theirs[o]))):
                 time_axis = 1 if not op.options.get("time_major") else 0
                 return FirstMismatch(sample, op.index, op.opcode, model.graph.tensors[o].name,
-                                     _first_timestep(ours[o], theirs[o], time_axis))
-    return FirstMismatch(sample, None, None, None, None)
+                                     _first_timestep(ours[o], theirs[o], time_axis)), None
+    return FirstMismatch(sample, None, None, None, None), None
+
+
+def _where(sample: int, carried: bool) -> str:
+    return f"on input {sample}" + (" of the pass that carries state across inputs" if carried else "")
 
 
 def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
            inputs: Optional[list[list[np.ndarray]]] = None, samples: int = 8, seed: int = 0,
            time_steps: int = DEFAULT_TIME_STEPS, check_state: bool = True,
-           progress: Optional[Callable[[int, int], None]] = None) -> VerifyResult:
+           progress: Optional[Callable[[int, int], None]] = None,
+           timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> VerifyResult:
     """Compare edgelstm with `reference` on the given (or generated) inputs.
 
     The reference decides edgelstm's flavor: "tflm" (TFLite Micro) is compared with
@@ -178,51 +205,113 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
 
     With check_state, the samples are also run back to back without resetting the state, in both
     runtimes, so that state carried across invocations is compared too.
+
+    The reference runs in a child process; loading the model and each input may take it at most
+    `timeout` seconds (None: no limit). If it crashes or times out, the result says so (`status`,
+    `detail`, `failed_input`, `signal`) and is not bit-exact. A reference that is not installed or
+    cannot load or run the model raises ReferenceUnavailable.
     """
     data = model_bytes(model_source)
     flavor = flavor_for(reference)
-    model = load(data, flavor=flavor)
-    ref = get_reference(reference, bytes(data))
-    if inputs is None:
-        inputs = make_inputs(model, samples, seed, time_steps)
-    diffs = [OutputDiff(o.name) for o in model.outputs]
-    first: Optional[FirstMismatch] = None
-    total = len(inputs) * (2 if check_state else 1)
-    done = 0
-    for pass_no in range(2 if check_state else 1):
-        reset_each = pass_no == 0
-        model.reset()
-        prev_shapes = None
-        for s, xs in enumerate(inputs):
-            xs = model.check_inputs(xs)
-            shapes = [a.shape for a in xs]
-            # The reference interpreter reallocates, and so resets its state, when the input shape
-            # changes; edgelstm carries state across lengths (streaming chunks), so compare from a reset.
-            reset = reset_each or shapes != prev_shapes
-            prev_shapes = shapes
-            ours = model.run(xs, reset=reset)
-            theirs = ref.run(xs, reset=reset)
-            ours = ours if isinstance(ours, list) else [ours]
-            for d, a, b in zip(diffs, ours, theirs):
-                d.elements += a.size
-                if a.shape != b.shape:
-                    d.mismatched_elements += max(a.size, b.size)
-                    continue
-                differ = unequal(a, b)
-                bad = int(np.count_nonzero(differ))
-                if bad:
-                    d.mismatched_elements += bad
-                    delta = np.abs(a[differ].astype(np.float64) - b[differ].astype(np.float64))
-                    d.max_abs_diff = max(d.max_abs_diff, _as_number(np.nan_to_num(delta, nan=np.inf).max()))
-                    if first is None and reset:
-                        first = _locate(model, bytes(data), reference, xs, s)
-            done += 1
-            if progress:
-                progress(done, total)
-    if first is None and any(d.mismatched_elements for d in diffs):
-        first = FirstMismatch(-1, None, None, None, None)  # only the carried-state pass differed
-    return VerifyResult(reference={"name": ref.name, "version": ref.version}, samples=len(inputs),
-                        outputs=diffs, first_mismatch=first, state_checked=check_state, flavor=flavor)
+    # the child loads its model while edgelstm loads (and compiles) its own
+    with IsolatedReference(reference, bytes(data), timeout=timeout) as ref:
+        model = load(data, flavor=flavor)
+        if inputs is None:
+            inputs = make_inputs(model, samples, seed, time_steps)
+        diffs = [OutputDiff(o.name) for o in model.outputs]
+        result = VerifyResult(reference={"name": reference, "version": None}, samples=len(inputs),
+                              outputs=diffs, state_checked=check_state, flavor=flavor)
+        try:
+            ref.ready()
+        except ReferenceFailure as exc:
+            return _failed(result, exc, None)
+        result.reference["version"] = ref.version
+        first_bad: Optional[tuple[int, list[np.ndarray]]] = None
+        total = len(inputs) * (2 if check_state else 1)
+        done = 0
+        for pass_no in range(2 if check_state else 1):
+            reset_each = pass_no == 0
+            model.reset()
+            prev_shapes = None
+            for s, xs in enumerate(inputs):
+                xs = model.check_inputs(xs)
+                shapes = [a.shape for a in xs]
+                # The reference interpreter reallocates, and so resets its state, when the input shape
+                # changes; edgelstm carries state across lengths (streaming chunks), so compare from a reset.
+                reset = reset_each or shapes != prev_shapes
+                prev_shapes = shapes
+                ref.submit(xs, reset=reset, label=_where(s, not reset_each))
+                ours = model.run(xs, reset=reset)
+                try:
+                    theirs = ref.result()
+                except ReferenceFailure as exc:
+                    if first_bad is not None:
+                        result.first_mismatch = FirstMismatch(first_bad[0], None, None, None, None)
+                    return _failed(result, exc, s)
+                ours = ours if isinstance(ours, list) else [ours]
+                for d, a, b in zip(diffs, ours, theirs):
+                    d.elements += a.size
+                    if a.shape != b.shape:
+                        d.mismatched_elements += max(a.size, b.size)
+                        continue
+                    differ = unequal(a, b)
+                    bad = int(np.count_nonzero(differ))
+                    if bad:
+                        d.mismatched_elements += bad
+                        delta = np.abs(a[differ].astype(np.float64) - b[differ].astype(np.float64))
+                        d.max_abs_diff = max(d.max_abs_diff, _as_number(np.nan_to_num(delta, nan=np.inf).max()))
+                        if first_bad is None and reset:
+                            first_bad = (s, xs)
+                done += 1
+                if progress:
+                    progress(done, total)
+    if first_bad is not None:
+        result.first_mismatch, result.detail = _locate(model, bytes(data), reference, first_bad[1], first_bad[0],
+                                                       timeout)
+    elif any(d.mismatched_elements for d in diffs):
+        result.first_mismatch = FirstMismatch(-1, None, None, None, None)  # only the carried-state pass differed
+    return result
+
+
+def _failed(result: VerifyResult, exc: ReferenceFailure, sample: Optional[int]) -> VerifyResult:
+    result.status, result.detail, result.failed_input, result.signal = exc.status, str(exc), sample, exc.signal
+    return result
+
+
+def verify_all(model_source: Union[str, Path, bytes], references: Optional[Sequence[str]] = None,
+               inputs: Optional[list[list[np.ndarray]]] = None, samples: int = 8, seed: int = 0,
+               time_steps: int = DEFAULT_TIME_STEPS, check_state: bool = True,
+               progress: Optional[Callable[[str, int, int], None]] = None,
+               timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> list[VerifyResult]:
+    """`verify` against each of `references` (default: every installed one), one result per
+    reference in that order. A reference that crashes or hangs is reported with that status and the
+    others still run; one that cannot run the model here gets status "unavailable" with the reason
+    in `detail`, as does the tflm reference when edgelstm's tflm flavor refuses the model or the
+    inputs (TFLite Micro's static shapes). Errors that concern every reference (the model, the
+    inputs for the default flavor) are raised."""
+    data = model_bytes(model_source)
+    names = list(references) if references is not None else available()
+    if not names:
+        raise ReferenceUnavailable("no reference interpreter is installed (pip install ai-edge-litert)")
+    results = []
+    for name in names:
+        try:
+            res = verify(data, reference=name, inputs=inputs, samples=samples, seed=seed, time_steps=time_steps,
+                         check_state=check_state, timeout=timeout,
+                         progress=None if progress is None else (lambda d, t, n=name: progress(n, d, t)))
+        except (ModelError, InputError) as exc:
+            if flavor_for(name) == "tflite":
+                raise
+            res = _unavailable(name, exc)
+        except ReferenceUnavailable as exc:  # e.g. TensorFlow's bundled interpreter lacks a newer op version
+            res = _unavailable(name, exc)
+        results.append(res)
+    return results
+
+
+def _unavailable(name: str, exc: EdgeLSTMError) -> VerifyResult:
+    return VerifyResult(reference={"name": name, "version": None}, samples=0, outputs=[], flavor=flavor_for(name),
+                        status="unavailable", detail=str(exc))
 
 
 def flavor_for(reference: str) -> str:

@@ -23,6 +23,7 @@ def test_verify_json_bit_exact(model_path):
     obj = json.loads(r.stdout)
     assert obj["bit_exact"] is True and obj["mismatched_elements"] == 0 and obj["max_abs_diff"] == 0
     assert obj["samples"] == 5 and obj["reference"]["name"] == "litert" and obj["reference"]["version"]
+    assert obj["status"] == "ok" and obj["detail"] is None and obj["failed_input"] is None
 
 
 def test_verify_against_all(model_path):
@@ -31,6 +32,8 @@ def test_verify_against_all(model_path):
     obj = json.loads(r.stdout)
     assert obj["bit_exact"] is True
     assert {ref["name"] for ref in obj["reference"]} >= {"litert", "tflite"}
+    assert obj["status"] == {r["reference"]["name"]: "ok" for r in obj["results"]}
+    assert all(r["status"] == "ok" for r in obj["results"]) and not obj["unavailable"]
 
 
 def test_verify_table_and_inputs_file(model_path, tmp_path):
@@ -122,7 +125,9 @@ def test_verify_all_reports_a_reference_that_cannot_load_the_model(tmp_path):
     assert r.returncode == 0, r.stderr
     obj = json.loads(r.stdout)
     assert obj["bit_exact"] is True and "litert" in {ref["name"] for ref in obj["reference"]}
-    assert any(u["name"] == "tflite" and "REVERSE_V2" in u["error"] for u in obj["unavailable"])
+    assert any(u["name"] == "tflite" and u["status"] == "unavailable" and "REVERSE_V2" in u["error"]
+               for u in obj["unavailable"])
+    assert obj["status"]["tflite"] == "unavailable" and obj["status"]["litert"] == "ok"
 
 
 def test_info_json(model_path):
