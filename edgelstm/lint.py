@@ -12,23 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from .tflite_reader import Graph, Tensor, model_bytes, read_model
+from . import lstm_shared
+from .graph.checks import COPY_OPS, LITERT_CELL_EXPONENTS, copy_data_inputs, hidden_state_params, qparams
+from .tflite_reader import Graph, model_bytes, read_model
 
-LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
-STATE, CELL, HIDDEN_INTERMEDIATE = 18, 19, 4
 LITERT, TFLM, EDGE, EDGE_TFLM = "LiteRT", "TFLite Micro", "edgelstm flavor=tflite", "edgelstm flavor=tflm"
 
-# Ops that copy int8 values without requantizing, and which inputs carry the data (None = all):
-# whatever scale their output declares, it holds the input's integers.
-COPY_OPS: dict[str, Optional[tuple[int, ...]]] = {
-    "RESHAPE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,), "STRIDED_SLICE": (0,), "SLICE": (0,),
-    "REVERSE_V2": (0,), "TRANSPOSE": (0,), "GATHER": (0,), "GATHER_ND": (0,), "CONCATENATION": None,
-    "PACK": None, "UNPACK": (0,), "SPLIT": (1,), "SPLIT_V": (0,), "MAX_POOL_2D": (0,),
-    "AVERAGE_POOL_2D": (0,), "REDUCE_MAX": (0,), "REDUCE_MIN": (0,), "TILE": (0,), "BROADCAST_TO": (0,),
-    "PAD": (0,), "PADV2": (0,), "MIRROR_PAD": (0,), "DEPTH_TO_SPACE": (0,), "SPACE_TO_DEPTH": (0,),
-    "BATCH_TO_SPACE_ND": (0,), "SPACE_TO_BATCH_ND": (0,), "RESIZE_NEAREST_NEIGHBOR": (0,),
-}
-# Of those, what each runtime does when the parameters differ, where it refuses instead of copying
+# Of the byte-copying ops (graph.checks.COPY_OPS), what each runtime does when the parameters differ, where it refuses instead of copying
 # (measured on zoo models with one output scale edited: CONCATENATION, MAX_POOL_2D, AVERAGE_POOL_2D,
 # REDUCE_MAX, STRIDED_SLICE, REVERSE_V2; the others from edgelstm's kernels, which mirror LiteRT's
 # Prepare checks). TFLite Micro copies STRIDED_SLICE and REVERSE_V2 unchanged.
@@ -51,12 +41,6 @@ class Hazard:
     def to_dict(self) -> dict:
         return {"code": self.code, "severity": self.severity, "op": self.op, "message": self.message,
                 "consequences": self.consequences, "fix": self.fix}
-
-
-def _params(t: Tensor) -> Optional[tuple[float, int]]:
-    if t.quant is None or not t.quant.per_tensor:
-        return None
-    return t.quant.s, t.quant.zp
 
 
 def _fmt(p: Optional[tuple[float, int]]) -> str:
@@ -86,7 +70,7 @@ def _lstm_hazards(g: Graph, op) -> list[Hazard]:
                            EDGE: "refuses", EDGE_TFLM: "refuses"}, "convert to full int8 (8x8_16)"))
         return out
     bad_w, zp_w = [], []
-    for k in range(1, 9):
+    for k in (*lstm_shared.INPUT_WEIGHTS, *lstm_shared.RECURRENT_WEIGHTS):
         if op.inputs[k] == -1:
             continue
         w = g.tensors[op.inputs[k]]
@@ -106,17 +90,17 @@ def _lstm_hazards(g: Graph, op) -> list[Hazard]:
                                                TFLM: "subtracts them", EDGE: "reproduces LiteRT",
                                                EDGE_TFLM: "reproduces TFLite Micro"},
                           "requantize the weights symmetrically"))
-    if len(op.intermediates) != 5:
+    if len(op.intermediates) != lstm_shared.N_INTERMEDIATES:
         out.append(Hazard("lstm_intermediates", "error", f"{where} has {len(op.intermediates)} intermediate "
-                          "tensors; the integer LSTM needs exactly 5", op.index,
+                          f"tensors; the integer LSTM needs exactly {lstm_shared.N_INTERMEDIATES}", op.index,
                           {LITERT: "refuses the model at Prepare", TFLM: "ignores intermediates",
                            EDGE: "refuses", EDGE_TFLM: "refuses"}))
-    for k, what in ((STATE, "output state"), (CELL, "cell state")):
+    for k, what in ((lstm_shared.OUTPUT_STATE, "output state"), (lstm_shared.CELL_STATE, "cell state")):
         if not g.tensors[op.inputs[k]].is_variable:
             out.append(Hazard("lstm_state", "error", f"{where}: the {what} (input {k}) is not a variable tensor",
                               op.index, {LITERT: "refuses the model (the state must be a variable)",
                                          TFLM: "not measured", EDGE: "refuses", EDGE_TFLM: "refuses"}))
-    c = g.tensors[op.inputs[CELL]]
+    c = g.tensors[op.inputs[lstm_shared.CELL_STATE]]
     if c.type_name == "INT16" and c.quant is not None:
         s = c.quant.s
         exp = math.log2(s)
@@ -126,8 +110,8 @@ def _lstm_hazards(g: Graph, op) -> list[Hazard]:
                                          TFLM: "rounds log2 of the scale and computes with that power of two",
                                          EDGE: "refuses, like LiteRT", EDGE_TFLM: "reproduces TFLite Micro"},
                               "use a power-of-two cell-state scale"))
-        elif round(exp) < -15 or round(exp) > -9:
-            low = round(exp) < -15
+        elif round(exp) not in LITERT_CELL_EXPONENTS:
+            low = round(exp) < LITERT_CELL_EXPONENTS[0]
             out.append(Hazard(
                 "cell_scale", "error",
                 f"{where}: cell-state scale 2^{round(exp)} is {'below 2^-15' if low else 'above 2^-9'}: LiteRT's "
@@ -139,9 +123,7 @@ def _lstm_hazards(g: Graph, op) -> list[Hazard]:
                  EDGE_TFLM: "correct, like TFLite Micro"},
                 "raise the cell-state scale to 2^-15 (edgelstm convert does)" if low else
                 "lower the cell-state scale to 2^-9"))
-    p18 = _params(g.tensors[op.inputs[STATE]])
-    p4 = _params(g.tensors[op.intermediates[HIDDEN_INTERMEDIATE]]) if len(op.intermediates) > 4 else p18
-    pout = _params(g.tensors[op.outputs[0]])
+    p18, p4, pout = hidden_state_params(g, op)
     if not (p18 == p4 == pout):
         cons = {}
         if p4 != p18:
@@ -194,7 +176,7 @@ def lint_graph(g: Graph, subgraphs: int = 1) -> list[Hazard]:
         elif op.opcode.startswith("CUSTOM:"):
             hazards.append(Hazard("custom_op", "error", f"{op.describe()} is a custom op", op.index,
                                   {LITERT: "refuses unless its kernel is registered", TFLM: "likewise", **refuse_all}))
-        elif op.opcode == LSTM:
+        elif op.opcode == lstm_shared.OPCODE:
             hazards.extend(_lstm_hazards(g, op))
         elif op.opcode not in _EDGE_OPS and has_int8:
             floats = [i for i in (*op.inputs, *op.outputs) if i != -1 and g.tensors[i].type_name == "FLOAT32"
@@ -206,9 +188,8 @@ def lint_graph(g: Graph, subgraphs: int = 1) -> list[Hazard]:
                                        TFLM: "runs it only if it has a float kernel for the op", **refuse_all},
                                       "convert with supported_ops = [TFLITE_BUILTINS_INT8]"))
         if op.opcode in COPY_OPS:
-            data = COPY_OPS[op.opcode]
-            ins = [t for k, t in enumerate(op.inputs) if t != -1 and (data is None or k in data)]
-            ps = {(_params(g.tensors[t])) for t in (*ins, *op.outputs) if g.tensors[t].type_name == "INT8"}
+            ps = {qparams(g.tensors[t]) for t in (*copy_data_inputs(op), *op.outputs)
+                  if g.tensors[t].type_name == "INT8"}
             if len(ps) > 1:
                 kind = op.opcode
                 misread = "copies the int8 values unchanged, so the next op reads them with other parameters"

@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 
 import zoo
+from edgelstm import lstm_shared
 from edgelstm.cli import main
-from edgelstm.convert.repair import apply, plan
 from edgelstm.errors import ModelError
+from edgelstm.graph.repair import apply, plan
 from edgelstm.lint import lint
 from edgelstm.references import get_reference
 from edgelstm.tflite_reader import read_model
 from tflite_build import T, edit, ops_of, patched, single_op_model
 
-LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+LSTM = lstm_shared.OPCODE
 
 
 def codes(data: bytes) -> list[str]:
@@ -47,7 +48,7 @@ def deep_cells(data: bytes, scale: float = 2.0 ** -16) -> bytes:
     """stacked3 with the cell scale the converter picks on deeper layers of stacked models."""
     g = read_model(data)
     lstms = [op for op in g.operators if op.opcode == LSTM]
-    return patched(data, {op.inputs[19]: (scale, None) for op in lstms[1:]})
+    return patched(data, {op.inputs[lstm_shared.CELL_STATE]: (scale, None) for op in lstms[1:]})
 
 
 def test_small_cell_scale_found_and_real():

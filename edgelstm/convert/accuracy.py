@@ -39,8 +39,8 @@ def _metric(task: str, pred: np.ndarray, y: np.ndarray) -> dict:
 def _lstm_probe(keras_model, tflite: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
     """Float hidden-state sequences [N, T, H] of each LSTM op, from Keras copies that return the
     whole sequence, matched to the op by its input->forget weights."""
+    from ..graph.repair import match_lstm_ops
     from .preflight import hidden_sequences
-    from .repair import match_lstm_ops
 
     seqs = hidden_sequences(keras_model, x)
     found = match_lstm_ops(tflite, [k for _, k, _ in seqs])

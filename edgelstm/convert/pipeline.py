@@ -22,11 +22,12 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
+from .. import lstm_shared
 from ..errors import ConversionError, EdgeLSTMError, ReferenceUnavailable
+from ..graph.repair import Repair, apply, match_ranges, plan
+from ..graph.writer import PREPROCESSING_KEY, with_metadata
 from ..tflite_reader import read_model
-from .flatbuffer import PREPROCESSING_KEY, with_metadata
 from .preflight import LayerInfo, Prepared, Rewrite, preflight
-from .repair import LSTM, Repair, apply, match_ranges, plan
 
 CHILD_TIMEOUT_S = 900
 _TAIL_LINES = 15
@@ -165,16 +166,16 @@ def postcheck(model: bytes, expected_lstm_ops: int) -> dict:
 
     g = read_model(model)
     problems: list[str] = []
-    lstms = [op for op in g.operators if op.opcode == LSTM]
+    lstms = [op for op in g.operators if op.opcode == lstm_shared.OPCODE]
     if len(lstms) != expected_lstm_ops:
         problems.append(f"{len(lstms)} fused UNIDIRECTIONAL_SEQUENCE_LSTM ops, expected {expected_lstm_ops} "
                         "(one per LSTM layer, two per Bidirectional)")
     for op in lstms:
-        for k in range(1, 9):
+        for k in (*lstm_shared.INPUT_WEIGHTS, *lstm_shared.RECURRENT_WEIGHTS):
             t = g.tensors[op.inputs[k]] if op.inputs[k] != -1 else None
             if t is None or t.type_name != "INT8":
                 problems.append(f"{op.describe()}: weight input {k} is {t.type_name if t else 'absent'}, not INT8")
-        c = g.tensors[op.inputs[19]]
+        c = g.tensors[op.inputs[lstm_shared.CELL_STATE]]
         if c.type_name != "INT16":
             problems.append(f"{op.describe()}: cell state is {c.type_name}, not INT16")
     structural = {"not_fused", "flex_op", "custom_op", "float_op", "float_model", "hybrid_lstm", "lstm_16x8",
@@ -215,7 +216,7 @@ def measure(model: bytes, batches: np.ndarray, float_outputs: list[np.ndarray], 
     xs = [_quantize(xb, qin.quant) if qin.type_name == "INT8" else np.ascontiguousarray(xb, np.float32)
           for xb in batches]
     lsbs = [_output_lsb(g, o) for o in g.outputs]
-    lstm_outs = [op.outputs[0] for op in g.operators if op.opcode == LSTM]
+    lstm_outs = [op.outputs[0] for op in g.operators if op.opcode == lstm_shared.OPCODE]
     litert = get_reference("litert", model, preserve_all_tensors=True)
     y_lit, h_lit = [], []
     for x in xs:

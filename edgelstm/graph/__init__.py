@@ -7,6 +7,9 @@ no ai-edge-litert (numpy and the `tflite` schema bindings, as the runtime).
   rewrites share (buffers, constant tensors, metadata);
 - shapes.py: the shape RESHAPE gives and the elements STRIDED_SLICE selects (LiteRT's rules,
   which the kernels' prepare step follows too);
+- checks.py: model checks shared by `edgelstm lint` and the repair (byte-copying ops, the LSTM
+  hidden-state tensors and their quantization, LiteRT's cell-scale range);
+- repair.py: the quantization repair `edgelstm convert` applies (cell-state scale, hidden state);
 - streaming/: the single-step rewrite behind `edgelstm stream`.
 
 It imports only the reader, errors, lstm_shared and fixedpoint from the rest of edgelstm, never the

@@ -10,18 +10,24 @@
    give all three one set of parameters covering the whole hidden range observed in the float model
    and 0, and give the same set to every tensor joined to them by byte-copying ops (STRIDED_SLICE,
    REVERSE_V2, CONCATENATION, RESHAPE...), which move raw integers without rescaling.
+
+`plan` works out the repairs on the .tflite alone (or with the float hidden ranges `edgelstm
+convert` observes in Keras, matched to the ops by `match_ranges`), `apply` writes them. No
+TensorFlow: a converted model can be repaired in the runtime-only install.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
-from ..lint import CELL, COPY_OPS, HIDDEN_INTERMEDIATE, LSTM, STATE
-from ..tflite_reader import Graph, read_model
+from .. import lstm_shared
+from ..tflite_reader import read_model
+from .checks import COPY_OPS, LITERT_CELL_EXPONENTS, hidden_groups
+from .writer import pack, unpack
 
-MIN_CELL_SCALE = 2.0 ** -15
+MIN_CELL_SCALE = 2.0 ** LITERT_CELL_EXPONENTS[0]
 
 
 @dataclass
@@ -48,55 +54,12 @@ class Repair:
                 "changes": [c.to_dict() for c in self.changes]}
 
 
-def copy_links(graph: Graph) -> list[tuple[int, int]]:
-    """(input tensor, output tensor) pairs joined by a byte-copying op, int8 activations only."""
-    links = []
-    for op in graph.operators:
-        data = COPY_OPS.get(op.opcode, ())
-        if data == ():
-            continue
-        ins = [t for k, t in enumerate(op.inputs) if t != -1 and (data is None or k in data)]
-        for i in ins:
-            for o in op.outputs:
-                ti, to = graph.tensors[i], graph.tensors[o]
-                if ti.type_name == "INT8" and to.type_name == "INT8" and not ti.is_constant:
-                    links.append((i, o))
-    return links
+class ObservedRange(Protocol):
+    """The float hidden state of one LSTM, observed in the Keras model (preflight.HiddenRange)."""
 
-
-def hidden_groups(graph: Graph) -> list[tuple[set[int], list[int]]]:
-    """Sets of tensors that must share one quantization, each with the LSTM ops whose hidden state
-    (input 18, intermediate 4, output 0) is in it."""
-    parent: dict[int, int] = {}
-
-    def find(a: int) -> int:
-        parent.setdefault(a, a)
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    def union(a: int, b: int) -> None:
-        parent[find(a)] = find(b)
-
-    lstm_ops = [op for op in graph.operators if op.opcode == LSTM]
-    for op in lstm_ops:
-        members = [op.inputs[STATE], op.outputs[0]]
-        if len(op.intermediates) > HIDDEN_INTERMEDIATE:
-            members.append(op.intermediates[HIDDEN_INTERMEDIATE])
-        for m in members[1:]:
-            union(members[0], m)
-    for a, b in copy_links(graph):
-        union(a, b)
-    groups: dict[int, tuple[set[int], list[int]]] = {}
-    for op in lstm_ops:
-        root = find(op.inputs[STATE])
-        groups.setdefault(root, (set(), []))[1].append(op.index)
-    for t in parent:
-        root = find(t)
-        if root in groups:
-            groups[root][0].add(t)
-    return list(groups.values())
+    forget_weights: np.ndarray    # input->forget weights [units, features], to find the op
+    lo: float
+    hi: float
 
 
 def affine_params(lo: float, hi: float) -> tuple[float, int]:
@@ -113,13 +76,6 @@ def _representable(scale: float, zp: int) -> tuple[float, float]:
     return scale * (-128 - zp), scale * (127 - zp)
 
 
-def match_ranges(int8_model: bytes, observed) -> dict[int, tuple[float, float]]:
-    """The observed float hidden range (preflight.HiddenRange list) of each LSTM op of the int8 model,
-    by op index; an op matching none is left out (plan() then keeps its calibrated range)."""
-    found = match_lstm_ops(int8_model, [h.forget_weights for h in observed])
-    return {op: (observed[k].lo, observed[k].hi) for op, k in found.items()}
-
-
 def match_lstm_ops(int8_model: bytes, forget_weights: list[np.ndarray]) -> dict[int, int]:
     """Which float LSTM (by its input->forget weights [units, features]) each LSTM op of the int8
     model computes: op index -> list position. The quantized weights must agree with the float ones
@@ -128,9 +84,9 @@ def match_lstm_ops(int8_model: bytes, forget_weights: list[np.ndarray]) -> dict[
     out: dict[int, int] = {}
     free = list(range(len(forget_weights)))
     for op in g.operators:
-        if op.opcode != LSTM:
+        if op.opcode != lstm_shared.OPCODE:
             continue
-        w = g.tensors[op.inputs[2]]
+        w = g.tensors[op.inputs[lstm_shared.INPUT_TO_FORGET_W]]
         if w.data is None or w.quant is None or not w.quant.per_tensor:
             continue
         real = w.data.astype(np.float64) * w.quant.s
@@ -143,23 +99,28 @@ def match_lstm_ops(int8_model: bytes, forget_weights: list[np.ndarray]) -> dict[
     return out
 
 
+def match_ranges(int8_model: bytes, observed: Sequence[ObservedRange]) -> dict[int, tuple[float, float]]:
+    """The observed float hidden range of each LSTM op of the int8 model, by op index; an op
+    matching none is left out (plan() then keeps its calibrated range)."""
+    found = match_lstm_ops(int8_model, [h.forget_weights for h in observed])
+    return {op: (observed[k].lo, observed[k].hi) for op, k in found.items()}
+
+
 def plan(int8_model: bytes, ranges: Optional[dict[int, tuple[float, float]]] = None) -> list[Repair]:
     """The repairs `int8_model` needs. `ranges`: the float hidden range per LSTM op (`match_ranges`);
     for an op without one, the union of what its input 18, intermediate 4 and output can represent,
     i.e. every value the converter saw in calibration (so a .tflite can be repaired without Keras)."""
     g = read_model(int8_model)
     ranges = dict(ranges or {})
-    for op in g.operators:
-        if op.opcode == LSTM and op.index not in ranges:
-            ts = [op.inputs[STATE], op.outputs[0], *op.intermediates[HIDDEN_INTERMEDIATE:HIDDEN_INTERMEDIATE + 1]]
-            spans = [_representable(g.tensors[t].quant.s, g.tensors[t].quant.zp) for t in ts
-                     if g.tensors[t].quant is not None]
+    lstm_ops = [op for op in g.operators if op.opcode == lstm_shared.OPCODE]
+    for op in lstm_ops:
+        if op.index not in ranges:
+            spans = [_representable(g.tensors[t].quant.s, g.tensors[t].quant.zp)
+                     for t in lstm_shared.hidden_state_tensors(op) if g.tensors[t].quant is not None]
             ranges[op.index] = (min(a for a, _ in spans), max(b for _, b in spans))
     repairs: list[Repair] = []
-    for op in g.operators:
-        if op.opcode != LSTM:
-            continue
-        c = g.tensors[op.inputs[CELL]]
+    for op in lstm_ops:
+        c = g.tensors[op.inputs[lstm_shared.CELL_STATE]]
         if c.quant is not None and c.quant.s < MIN_CELL_SCALE:
             repairs.append(Repair("cell_scale", [op.index],
                                   f"cell-state scale {c.quant.s:.6g} = 2^{np.log2(c.quant.s):.0f} is below 2^-15: "
@@ -172,8 +133,7 @@ def plan(int8_model: bytes, ranges: Optional[dict[int, tuple[float, float]]] = N
         hi = max(ranges[i][1] for i in op_ids)
         hidden, blocked = set(), None
         for i in op_ids:
-            op = g.operators[i]
-            hidden.update({op.inputs[STATE], op.outputs[0], *op.intermediates[HIDDEN_INTERMEDIATE:HIDDEN_INTERMEDIATE + 1]})
+            hidden.update(lstm_shared.hidden_state_tensors(g.operators[i]))
         for t in members - hidden:
             # a tensor joined to the hidden state that a computing op (not a copy) writes, e.g. another
             # concatenation input: keep what the converter calibrated for it
@@ -213,17 +173,13 @@ def plan(int8_model: bytes, ranges: Optional[dict[int, tuple[float, float]]] = N
 
 def apply(model: bytes, repairs: list[Repair]) -> bytes:
     """`model` with the repairs' new quantization parameters written in."""
-    from ai_edge_litert import schema_py_generated as S
-
-    from .flatbuffer import pack
-
     changes = [c for r in repairs for c in r.changes]
     if not changes:
         return model
-    m = S.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    m = unpack(model)
     tensors = m.subgraphs[0].tensors
     for c in changes:
         q = tensors[c.tensor].quantization
-        q.scale = [float(np.float32(c.after[0]))]
-        q.zeroPoint = [int(c.after[1])]
+        q.scale = np.asarray([c.after[0]], np.float32)
+        q.zero_point = np.asarray([c.after[1]], np.int64)
     return pack(m)
