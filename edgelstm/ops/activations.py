@@ -172,7 +172,9 @@ def tflm_sigmoid_table(kernel: OpKernel, in_s: float, in_zp: int, is_tanh: bool)
 
 # -- kernels ---------------------------------------------------------------------------------------
 class Int8TableKernel(OpKernel):
-    """An int8 -> int8 elementwise op evaluated through a 256-entry table built in prepare()."""
+    """An int8 -> int8 elementwise op evaluated through a 256-entry table built in prepare().
+
+    Parameters (read by the eval and the firmware generator): `table`, y = table[uint8 byte of x]."""
 
     table: np.ndarray  # int8[256], indexed by the input byte (LiteRT's LUT order)
 

@@ -10,6 +10,8 @@ Broadcasting and the fused-activation clamp are `BinaryInt8Kernel`'s (ops/base.p
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
@@ -31,6 +33,27 @@ def multiplier_below_one(kernel: OpKernel, real: float, what: str) -> tuple[int,
 
 
 # -- ADD ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AddRecord:
+    """The prepared parameters of one int8 ADD (what the eval and the firmware generator read):
+    y = clamp(zp_y + MBQM(MBQM((a + off_a) << left_shift, mult_a, shift_a)
+                          + MBQM((b + off_b) << left_shift, mult_b, shift_b), mult_y, shift_y),
+              act_min, act_max), with a and b broadcast against each other."""
+
+    off_a: int  # minus the input zero points
+    off_b: int
+    left_shift: int
+    mult_a: int
+    shift_a: int
+    mult_b: int
+    shift_b: int
+    mult_y: int
+    shift_y: int
+    zp_y: int
+    act_min: int
+    act_max: int
+
+
 @njit(cache=True, nogil=True)
 def _add_int8(a, b, out, off_a, off_b, mult_a, shift_a, mult_b, shift_b, mult_y, shift_y,
               zp_y, act_min, act_max, left_shift):
@@ -44,7 +67,8 @@ def _add_int8(a, b, out, off_a, off_b, mult_a, shift_a, mult_b, shift_b, mult_y,
 
 @register("ADD")
 class Add(BinaryInt8Kernel):
-    """int8 + int8 -> int8 with numpy broadcasting and a fused RELU/RELU6/RELU_N1_TO_1."""
+    """int8 + int8 -> int8 with numpy broadcasting and a fused RELU/RELU6/RELU_N1_TO_1; `record`
+    (AddRecord) holds its parameters."""
 
     def prepare_math(self) -> None:
         (sa, za), (sb, zb), (sy, zy) = self.qa, self.qb, self.qy
@@ -55,6 +79,11 @@ class Add(BinaryInt8Kernel):
         self.my, self.shy = multiplier_below_one(
             self, twice_max / (float(1 << ADD_LEFT_SHIFT) * sy), "output")
         self.off_a, self.off_b, self.zp_y = -za, -zb, zy
+
+    @property
+    def record(self) -> AddRecord:
+        return AddRecord(self.off_a, self.off_b, ADD_LEFT_SHIFT, self.ma, self.sha, self.mb, self.shb, self.my,
+                         self.shy, self.zp_y, self.act_min, self.act_max)
 
     def compute(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         _add_int8(a, b, out, self.off_a, self.off_b, self.ma, self.sha, self.mb, self.shb,

@@ -19,6 +19,9 @@ from .flavor import TFLM
 
 @register("CONCATENATION")
 class Concatenation(OpKernel):
+    """Parameters (read by the eval and the firmware generator): `axis`, the concatenation axis,
+    non-negative; the inputs are copied whole, in input order, with no requantization."""
+
     def prepare(self) -> None:
         if len(self.op.inputs) < 1:
             raise self.fail("needs at least one input")

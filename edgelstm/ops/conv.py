@@ -15,6 +15,7 @@ depth multiplier from the shapes (the option field is not read).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -85,9 +86,33 @@ def out_size_and_pad(padding: str, size: int, k: int, stride: int, dil: int) -> 
     return out, total // 2
 
 
+@dataclass(frozen=True)
+class ConvRecord:
+    """The prepared parameters of one convolution, both ops in grouped form (what the eval and the
+    firmware generator read): with groups = in_c // k_c, output channel o reads the k_c input
+    channels from (o // (n_out // groups)) * k_c on, and
+    y[b, oy, ox, o] = clamp(wrap32(out_zp + MBQM(wrap32(acc + bias[o]), mult[o], shift[o])), act_min, act_max),
+    acc = sum over the taps inside the input of w[o, ky, kx, c] * (x[b, iy, ix, c0 + c] + in_off),
+    iy = oy * stride_h - pad_h + dil_h * ky (likewise ix); the output size and padding come from
+    `ConvKernel.geometry(input shape)`."""
+
+    w: np.ndarray  # int8 [n_out, k_h, k_w, k_c]; a depthwise [1, KH, KW, C*M] as [C*M, KH, KW, 1]
+    bias: np.ndarray  # int64 [n_out]
+    mult: np.ndarray  # int64 [n_out]
+    shift: np.ndarray  # int64 [n_out]
+    in_off: int  # minus the input zero point
+    out_zp: int
+    act_min: int
+    act_max: int
+    stride: tuple[int, int]  # (h, w)
+    dilation: tuple[int, int]  # (h, w)
+    padding: str  # "SAME" or "VALID"
+
+
 class ConvKernel(OpKernel):
     """Shared prepare/run of the two convolutions; `depthwise` selects the channel mapping and the
-    checks that differ between them in LiteRT."""
+    checks that differ between them in LiteRT. `record` (ConvRecord) holds the parameters and
+    `geometry(input shape)` the output shape and padding."""
 
     depthwise = False
 
@@ -176,6 +201,11 @@ class ConvKernel(OpKernel):
         self._geom_cache: dict[tuple[int, ...], tuple[tuple[int, ...], int, int]] = {}
         if -1 not in x.shape_signature:
             self.geometry(x.shape, from_graph=True)
+
+    @property
+    def record(self) -> ConvRecord:
+        return ConvRecord(self.w, self.bias, self.mult, self.shift, self.in_off, self.out_zp, self.act_min,
+                          self.act_max, self.stride, self.dilation, self.padding)
 
     def geometry(self, shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int, int]:
         """(output shape, pad_h, pad_w) for an input shape, validated against the declared output."""

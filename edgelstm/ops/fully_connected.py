@@ -17,7 +17,7 @@ with the multipliers of its `prepare_requantization`; the rest (weight offsets, 
 from __future__ import annotations
 
 import math
-
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -57,11 +57,32 @@ def _fc_int8(x, w, bias, eff, mult, shift, fixed_point, out_zp, act_min, act_max
             out[b, u] = min(v, act_max)
 
 
+@dataclass(frozen=True)
+class FCRecord:
+    """The prepared parameters of one FULLY_CONNECTED (what the eval and the firmware generator
+    read): for each row b of the input seen as [rows, depth] and each unit u,
+    y[b, u] = clamp(out_zp + requantize(wrap32(sum_d w[u, d] * x[b, d] + bias[u])), act_min, act_max),
+    where requantize is MultiplyByQuantizedMultiplier(acc, mult[u], shift[u]) if fixed_point, else
+    round-half-away(acc * eff[u]) in double."""
+
+    units: int
+    depth: int
+    keep_num_dims: bool  # output keeps the input's leading dimensions; else it is [rows, units]
+    w: np.ndarray  # int32 [units, depth], the weight offset added
+    bias: np.ndarray  # int64 [units], the input offset folded in
+    fixed_point: bool
+    eff: np.ndarray  # float64 [units]: used unless fixed_point
+    mult: np.ndarray  # int64 [units]: used if fixed_point (zeros otherwise)
+    shift: np.ndarray  # int64 [units]
+    out_zp: int
+    act_min: int
+    act_max: int
+
+
 @register("FULLY_CONNECTED")
 class FullyConnected(OpKernel):
-    """Parameters the eval (and the firmware generator) reads: w (int32 [units, depth], weight
-    offset added), bias (int64 [units], input offset folded in), out_zp, act_min, act_max, and the
-    requantization: eff (double per unit) or, with FIXED_POINT_REQUANT, mult and shift per unit."""
+    """int8 FULLY_CONNECTED; `record` (FCRecord) holds what the eval computes with, and
+    `output_shape(input shape)` gives the output shape and the row count."""
 
     optional_inputs = frozenset({2})
     FIXED_POINT_REQUANT = False
@@ -133,6 +154,11 @@ class FullyConnected(OpKernel):
 
     def prepare_requantization(self, s_in: float, w_scales: list[float], s_out: float) -> None:
         """LiteRT's reference kernel rescales with `eff` in double: nothing more to prepare."""
+
+    @property
+    def record(self) -> FCRecord:
+        return FCRecord(self.units, self.depth, self.keep_num_dims, self.w, self.bias, self.FIXED_POINT_REQUANT,
+                        self.eff, self.mult, self.shift, self.out_zp, self.act_min, self.act_max)
 
     def output_shape(self, in_shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int]:
         """(output shape, rows) for an input shape; raises if they do not fit the weights."""

@@ -11,6 +11,7 @@ broadcast over [B, T, C], followed by ADD of another constant vector.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -19,6 +20,21 @@ from numba import njit
 from ..fixedpoint import mbqm, quantize_multiplier
 from .base import BinaryInt8Kernel, register
 from .flavor import TFLM
+
+
+@dataclass(frozen=True)
+class MulRecord:
+    """The prepared parameters of one int8 MUL (what the eval and the firmware generator read):
+    y = clamp(zp_y + MBQM((a + off_a) * (b + off_b), mult, shift), act_min, act_max), with a and b
+    broadcast against each other."""
+
+    off_a: int  # minus the input zero points
+    off_b: int
+    mult: int
+    shift: int
+    zp_y: int
+    act_min: int
+    act_max: int
 
 
 @njit(cache=True, nogil=True)
@@ -31,7 +47,8 @@ def _mul_int8(a, b, out, off_a, off_b, mult, shift, zp_y, act_min, act_max):
 
 @register("MUL")
 class Mul(BinaryInt8Kernel):
-    """int8 * int8 -> int8 with numpy broadcasting and a fused RELU/RELU6/RELU_N1_TO_1."""
+    """int8 * int8 -> int8 with numpy broadcasting and a fused RELU/RELU6/RELU_N1_TO_1; `record`
+    (MulRecord) holds its parameters."""
 
     def prepare_math(self) -> None:
         (sa, za), (sb, zb), (sy, zy) = self.qa, self.qb, self.qy
@@ -44,6 +61,10 @@ class Mul(BinaryInt8Kernel):
         if self.shift > 30:
             raise self.fail(f"multiplier {real!r} (s1 * s2 / s_out) is too large (shift {self.shift} > 30)")
         self.off_a, self.off_b, self.zp_y = -za, -zb, zy
+
+    @property
+    def record(self) -> MulRecord:
+        return MulRecord(self.off_a, self.off_b, self.mult, self.shift, self.zp_y, self.act_min, self.act_max)
 
     def real_multiplier(self, sa: float, sb: float, sy: float) -> float:
         return float(np.float32(sa) * np.float32(sb) / np.float32(sy))

@@ -8,6 +8,7 @@ what the float graph meant.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -72,9 +73,27 @@ def _pool_nhwc(x, out, is_max, stride_h, stride_w, filter_h, filter_w, pad_h, pa
                     out[b, oy, ox, c] = min(max(acc, act_min), act_max)
 
 
+@dataclass(frozen=True)
+class PoolRecord:
+    """The prepared parameters of one pooling op (what the eval and the firmware generator read):
+    each output is the maximum (is_max) or the rounded mean of the window's taps that lie inside
+    the input, clamped to [act_min, act_max]; the output size and padding come from
+    `Pool2D.geometry(input shape)`."""
+
+    is_max: bool
+    filter_h: int
+    filter_w: int
+    stride_h: int
+    stride_w: int
+    padding: int  # 0 SAME, 1 VALID (the flatbuffer's code)
+    act_min: int
+    act_max: int
+
+
 @register("MAX_POOL_2D", "AVERAGE_POOL_2D")
 class Pool2D(OpKernel):
-    """int8 2-D max/average pooling with SAME/VALID padding and a fused activation clamp."""
+    """int8 2-D max/average pooling with SAME/VALID padding and a fused activation clamp; `record`
+    (PoolRecord) holds the parameters."""
 
     def prepare(self) -> None:
         self.expect_counts(1, 1)
@@ -129,6 +148,18 @@ class Pool2D(OpKernel):
             return (b, 0, 0, c)
         out_h = pool_geometry(self.padding, h, self.filter_h, self.stride_h)[0]
         return (b, max(out_h, 0), out_w, c)
+
+    @property
+    def record(self) -> PoolRecord:
+        return PoolRecord(self.is_max, self.filter_h, self.filter_w, self.stride_h, self.stride_w, self.padding,
+                          self.act_min, self.act_max)
+
+    def geometry(self, in_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int, int]:
+        """(output shape, leading padding along H, along W) for an NHWC input shape, as the eval
+        computes them."""
+        _, pad_h = pool_geometry(self.padding, in_shape[1], self.filter_h, self.stride_h)
+        _, pad_w = pool_geometry(self.padding, in_shape[2], self.filter_w, self.stride_w)
+        return self.output_shape(in_shape), pad_h, pad_w
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = inputs[0]

@@ -62,6 +62,12 @@ class _UnaryKernel(OpKernel):
 
 @register("QUANTIZE")
 class Quantize(_UnaryKernel):
+    """float32 -> int8 (`from_float`) or int8 -> int8 requantization.
+
+    Parameters (read by the eval and the firmware generator): `zp_out`, the output zero point;
+    from float, `scale_out` (float32); from int8, `zp_in`, `mult` and `shift`:
+    y = clamp(MBQM(x - zp_in, mult, shift) + zp_out, -128, 127)."""
+
     def prepare(self) -> None:
         self.prepare_io()
         self.expect_dtype(self.x, np.float32, np.int8)

@@ -59,7 +59,13 @@ def _max_rows(x, out):
 
 @register("MEAN", "SUM", "REDUCE_MAX")
 class Reduce(OpKernel):
-    """int8 reductions; MEAN requantizes to the output's scale, REDUCE_MAX does not."""
+    """int8 reductions; MEAN requantizes to the output's scale, REDUCE_MAX does not.
+
+    Parameters (read by the eval and the firmware generator): `axes` (the reduced dimensions,
+    non-negative, in the axis tensor's order) and `kept` (the others, ascending), `keep_dims`,
+    `zp_in`, `zp_out`, and `requantization(n)` for a reduction over n elements:
+    y = clamp(MBQM(wrap32(sum - zp_in * n), mult, shift) + zp_out) for MEAN and SUM, the maximum
+    for REDUCE_MAX."""
 
     INT8_SUM = False  # whether the interpreter sums int8 correctly
 
@@ -117,6 +123,15 @@ class Reduce(OpKernel):
         m, e = self.multiplier, self.shift
         s = min(n.bit_length() - 1, 32, 31 + e)
         return (m << s) // n, e - s
+
+    def requantization(self, n: int) -> tuple[int, int]:
+        """(multiplier, shift) the eval applies to a sum over n elements; (0, 0) where it applies
+        none: REDUCE_MAX, and an empty reduction (whose output is 0)."""
+        if self.op.opcode == "REDUCE_MAX" or n == 0:
+            return 0, 0
+        if self.op.opcode == "SUM":
+            return self.multiplier, self.shift
+        return self.mean_requant(n)
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
         x = inputs[0]

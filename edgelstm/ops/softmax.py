@@ -78,6 +78,12 @@ def _softmax_rows(x, exp_table, out):
 
 @register("SOFTMAX")
 class Softmax(OpKernel):
+    """int8 softmax over the last axis.
+
+    Parameters (read by the eval and the firmware generator): `exp_table`, int64 [256], the Q0.31
+    exp of each input difference -d = x - max(row) (0 where the kernel skips it), and `diff_min`,
+    the most negative difference that counts."""
+
     # how far the output scale may be from 1/256 (LiteRT's test is in float32)
     OUTPUT_SCALE_TOLERANCE = np.float32(0.001) / np.float32(256)
     def prepare(self) -> None:
