@@ -8,7 +8,8 @@ scripts/test.sh installs).
   flash and RAM agree with arm-none-eabi-size; the instruction counter passes its check.
 - Other cores: Cortex-M0+ (micro:bit), M3, M7 and M33 on small models.
 - The op-level zoo models TFLite Micro runs (several inputs/outputs, transposes, slices,
-  convolutions, pooling, reductions, softmax...), on the host.
+  convolutions, pooling, reductions, softmax...), on the host; those it cannot run (asked of the
+  real interpreter) are refused by the tflm flavour and the generator.
 - What the generator cannot do is refused with an error naming the op.
 - The memory planner never overlaps live buffers; the library calls no malloc and no float helper.
 """
@@ -27,11 +28,12 @@ import pytest
 
 import edgelstm
 import zoo
-from edgelstm import ModelError
+from edgelstm import ModelError, ReferenceUnavailable
 from edgelstm.firmware_sim import TARGETS, default_inputs, firmware
 from edgelstm.firmware_sim import build, codegen
-from edgelstm.references import get_reference
-from test_tflm import ZOO_TFLM
+from edgelstm.references import available, get_reference
+from edgelstm.tflite_reader import read_model
+from test_tflm import TFLM_CANNOT_RUN, ZOO_TFLM
 from tflite_build import T, single_op_model
 
 TOOLS = ("gcc", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm")
@@ -162,20 +164,56 @@ def _op_zoo_models() -> list[str]:
 OP_MODELS = _op_zoo_models()
 
 
-@pytest.mark.parametrize("name", OP_MODELS)
+# Models TFLite Micro runs although their stored sizes contradict each other (a dynamic time axis
+# stored as 1, where the op's output needs another length): TFLM has no dynamic shapes and does not
+# check, so what it computes there means nothing (CONCATENATION writes [1, 2, 6] into a [1, 1, 6]
+# tensor). The tflm flavour refuses them, naming the op; LiteRT, which resizes, shows the contradiction.
+STORED_SHAPES_CONTRADICT = {"ops_concat_dynamic": "CONCATENATION", "ops_pool_dynamic": "MAX_POOL_2D"}
+
+
+def tflm_failure(data: bytes) -> str | None:
+    """The real TFLite Micro's answer: why it cannot load, allocate or invoke `data` (zeros at the
+    stored input shapes, the only ones it runs), or None when it runs it."""
+    assert "tflm" in available(), "tflite-micro is not installed: no interpreter to ask"
+    g = read_model(data)
+    try:
+        get_reference("tflm", data).run([np.zeros(g.tensors[i].shape, g.tensors[i].dtype) for i in g.inputs])
+    except ReferenceUnavailable as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("name", OP_MODELS + sorted(TFLM_CANNOT_RUN))
 def test_op_models_on_host(tmp_path, name):
     """Every ops_* model TFLite Micro runs: the host library is bit-exact with the tflm flavour and
-    TFLite Micro; those TFLite Micro cannot run are refused."""
+    TFLite Micro. Those the tflm flavour refuses are refused by the firmware too, and the real
+    TFLite Micro must refuse them as well (fail to load, allocate or invoke), or run them only where
+    their stored sizes contradict each other (STORED_SHAPES_CONTRADICT)."""
     data = zoo.build(name)
     try:
-        m = edgelstm.load(data, flavor="tflm")
-        get_reference("tflm", data).run([np.zeros(tuple(s.shape), s.dtype) for s in m.inputs])
-    except (ModelError, edgelstm.ReferenceUnavailable, edgelstm.InputError):
-        # TFLite Micro cannot run it, so there is nothing to match: the firmware must refuse it
-        # rather than emit C nobody can check
+        edgelstm.load(data, flavor="tflm")
+        ours = None
+    except ModelError as exc:
+        ours = str(exc)
+    theirs = tflm_failure(data)
+    if ours is not None or theirs is not None:
+        assert ours is not None, f"TFLite Micro refuses {name} ({theirs}) but the tflm flavour loads it"
+        if name in STORED_SHAPES_CONTRADICT:
+            assert theirs is None, f"TFLite Micro now refuses {name}: move it out of STORED_SHAPES_CONTRADICT"
+            assert STORED_SHAPES_CONTRADICT[name] in ours, ours
+            g = read_model(data)
+            stored = [tuple(g.tensors[i].shape) for i in g.outputs]
+            resized = [tuple(y.shape) for y in get_reference("litert", data).run(
+                [np.zeros(g.tensors[i].shape, g.tensors[i].dtype) for i in g.inputs])]
+            assert resized != stored, (resized, stored)
+        else:
+            assert theirs is not None, f"the tflm flavour refuses {name} ({ours}) but TFLite Micro runs it"
+        # nothing TFLite Micro computes to match: the firmware must refuse rather than emit C nobody
+        # can check
         with pytest.raises(edgelstm.EdgeLSTMError):
             firmware(data, target=None, out=tmp_path)
         return
+    assert name not in STORED_SHAPES_CONTRADICT, f"the tflm flavour now runs {name}"
     rep = firmware(data, target=None, out=tmp_path)
     checks = rep["comparison"]["checks"]
     assert rep["outputs_match_tflm"], checks
