@@ -24,14 +24,8 @@ from edgelstm.verify import verify
 
 
 # -- the converter's graphs -------------------------------------------------------------------------
-@zoo.zoo_model("ops_shape_dense_dynamic")
-def _dense_dynamic():
-    K = zoo._keras(); L = K.layers; zoo._seed(61)
-    x = K.Input((None, 6), batch_size=1)
-    m = K.Model(x, L.Dense(3)(L.LSTM(8, return_sequences=True)(x)))
-    return zoo._randomize_biases(m), zoo._calib((1, 16, 6))
-
-
+# Dense after an LSTM over a dynamic time axis is the zoo's dynamic_time_dense (LSTM(8) + Dense(3)),
+# also used by tests/ops/test_reshape.py: one conversion for both.
 @zoo.zoo_model("ops_shape_td_dynamic")
 def _td_dynamic():
     K = zoo._keras(); L = K.layers; zoo._seed(62)
@@ -42,7 +36,7 @@ def _td_dynamic():
 
 # op -> how many the converter emits, per model (pinned so a converter change is noticed)
 CONVERTER_OPS = {
-    "ops_shape_dense_dynamic": {"SHAPE": 1, "GATHER": 2, "REDUCE_PROD": 2, "PACK": 1},
+    "dynamic_time_dense": {"SHAPE": 1, "GATHER": 2, "REDUCE_PROD": 2, "PACK": 1},
     "ops_shape_td_dynamic": {"SHAPE": 1, "PACK": 1},
 }
 TIME_STEPS = (1, 5, 20)
