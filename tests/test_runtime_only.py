@@ -154,8 +154,11 @@ def test_cli_verify(name, model_paths):
         res = json.loads(proc.stdout)
         elements = sum(o["elements"] for o in res["outputs"])
         row.update(elements=elements, differing=res["mismatched_elements"], samples=res["samples"],
-                   reference_version=res["reference"]["version"])
+                   reference_version=res["reference"]["version"], status=res["status"])
         assert res["reference"]["name"] == REFERENCE
+        if res["status"] != "ok":  # the reference's process crashed or timed out: say where
+            row["result"], row["reason"] = res["status"], res["detail"]
+        assert res["status"] == "ok", res["detail"]
         assert elements > 0 and res["samples"] > 0 and res["state_checked"]
         if name in FC_ROUNDING.get(REFERENCE, set()):
             row["result"] = "FC rounding" if not res["bit_exact"] else "bit-exact"
@@ -169,7 +172,7 @@ def test_cli_verify(name, model_paths):
             assert res["bit_exact"] and res["mismatched_elements"] == 0 and proc.returncode == 0, res
     except (AssertionError, json.JSONDecodeError):
         row.setdefault("result", "FAILED")
-        row["reason"] = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        row.setdefault("reason", (proc.stderr.strip().splitlines() or ["?"])[-1])
         raise
     finally:
         if REPORT:

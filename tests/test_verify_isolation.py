@@ -218,8 +218,10 @@ def test_registration_rules():
     try:
         with pytest.raises(ReferenceUnavailable, match="no_such_module_anywhere"):
             get_reference("missing", b"")
-        with pytest.raises(ReferenceUnavailable, match="no_such_module_anywhere"):
-            IsolatedReference("missing", b"").ready()
+        with IsolatedReference("missing", b"") as ref:
+            for _ in range(2):  # and again: a reference that did not load stays unavailable
+                with pytest.raises(ReferenceUnavailable, match="no_such_module_anywhere"):
+                    ref.run([np.zeros(3, np.int8)])
     finally:
         unregister("missing")
     assert "missing" not in names()

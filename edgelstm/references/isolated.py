@@ -7,8 +7,8 @@ to it over its stdin/stdout (pickled requests and numpy outputs), and turns a de
 `ReferenceFailure` ("crashed (signal 11, SIGSEGV) on input 2") and a request that takes longer than
 `timeout` seconds into one with status "timed_out" (the child is killed).
 
-A fresh process costs a Python start plus the interpreter's import: about 0.5 s for LiteRT or
-TFLite Micro, 5 s for TensorFlow's tf.lite. So a child that finished its work cleanly is kept,
+A fresh process costs a Python start plus the interpreter's import: 0.2-0.5 s for LiteRT or
+TFLite Micro, 5-10 s for TensorFlow's tf.lite. So a child that finished its work cleanly is kept,
 idle, for the next `IsolatedReference` of the same reference in this process (a new model replaces
 the old one in it); `shutdown()` ends the idle ones, and so does the end of this process.
 """
@@ -204,8 +204,8 @@ class IsolatedReference(Reference):
     while the child computes. Every request (the load, each run, `tensors`) may take at most
     `timeout` seconds (None: no limit). Errors: `ReferenceUnavailable` when the adapter cannot load
     or run the model (its own message, as in-process), the other edgelstm errors as raised in the
-    child, `ReferenceFailure` when the child crashes or times out; after that the object is dead
-    and every call raises the same failure. `label` (e.g. "on input 3") goes into failure messages.
+    child, `ReferenceFailure` when the child crashes or times out; after a crash, a time-out or a
+    model that does not load, every call raises the same error again. `label` (e.g. "on input 3") goes into failure messages.
     Use it as a context manager, or call `close()`.
     """
 
@@ -215,7 +215,7 @@ class IsolatedReference(Reference):
             raise EdgeLSTMError(f"the reference time limit must be a positive number of seconds, got {timeout}")
         entry = adapter(name)
         self.name, self.version, self.timeout = name, "", timeout
-        self._failure: Optional[ReferenceFailure] = None
+        self._failure: Optional[EdgeLSTMError] = None  # what every further call raises
         self._loaded = False
         self._calls = 0
         self._child: Optional[_Child] = _take_child(entry.factory)
@@ -273,13 +273,18 @@ class IsolatedReference(Reference):
     def _fail(self, message: str, status: str, signal: Optional[int] = None,
               seconds: Optional[float] = None) -> ReferenceFailure:
         self._child, self._pending = None, None
-        self._failure = ReferenceFailure(message, self.name, status, signal=signal, seconds=seconds)
-        return self._failure
+        failure = ReferenceFailure(message, self.name, status, signal=signal, seconds=seconds)
+        self._failure = failure
+        return failure
 
     def ready(self) -> "IsolatedReference":
-        """Wait until the model is loaded (name and version are known then)."""
+        """Wait until the model is loaded (its version is known then)."""
         if not self._loaded:
-            self.version = self._reply()[1]  # the report names the reference as registered
+            try:
+                self.version = self._reply()[1]  # the report names the reference as registered
+            except ReferenceUnavailable as exc:  # cannot load this model: so it stays
+                self._failure = exc
+                raise
             self._loaded = True
         return self
 
