@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import ReferenceUnavailable
-from ._interpreter import InterpreterReference
+from .interpreter import InterpreterReference
 
 
 def installed() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 
 from ..errors import ReferenceUnavailable
-from ._interpreter import InterpreterReference
+from .interpreter import InterpreterReference
 
 
 def installed() -> bool:

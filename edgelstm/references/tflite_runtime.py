@@ -12,7 +12,7 @@ LiteRT's optimized kernels still do), so it can differ from edgelstm by 1 on a f
 from __future__ import annotations
 
 from ..errors import ReferenceUnavailable
-from ._interpreter import InterpreterReference
+from .interpreter import InterpreterReference
 
 
 def installed() -> bool:
