@@ -180,7 +180,8 @@ def layout(kind: str) -> Layout:
         vector_start = getattr(module, f"{kind}Start{accessor}Vector", None)
         if vector_start is not None and hasattr(cls, accessor + "AsNumpy"):
             _, (elem_size, _, _) = _recorded(vector_start, 1)
-            obj = _probe(module, kind, accessor, lambda b: b.CreateNumpyVector(np.zeros(1, f"u{elem_size}")))
+            one = np.zeros(1, f"u{elem_size}")
+            obj = _probe(module, kind, accessor, lambda b, one=one: b.CreateNumpyVector(one))
             dtype = getattr(obj, accessor + "AsNumpy")().dtype
             flags = next(getattr(number_types, t + "Flags") for t in _SCALAR_TYPES
                          if number_types.to_numpy_type(getattr(number_types, t + "Flags")) == dtype)
