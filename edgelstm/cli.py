@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from .errors import EdgeLSTMError, InputError, ReferenceUnavailable
+from .errors import EdgeLSTMError, InputError, ModelError, ReferenceUnavailable
 from .references import DEFAULT_TIMEOUT_S, names as reference_names
 from .tflite_reader import model_bytes
 
@@ -115,8 +115,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .model import load
+    from .ops import flavors
 
-    model = load(model_bytes(args.model), flavor=args.flavor)
+    data = model_bytes(args.model)
+    model = load(data, flavor=args.flavor)
+    runs = {}
+    for fl in flavors():
+        try:
+            load(data, flavor=fl)
+            runs[fl.name] = "runs"
+        except ModelError as exc:
+            runs[fl.name] = f"refused: {exc}"
     info = {
         "inputs": [{"name": i.name, "dtype": i.dtype.name, "shape": list(i.shape),
                     "scale": i.quantization.s if i.quantization else None,
@@ -125,6 +134,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
                      "scale": o.quantization.s if o.quantization else None,
                      "zero_point": o.quantization.zp if o.quantization else None} for o in model.outputs],
         "ops": model.ops,
+        "flavors": runs,
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -135,6 +145,35 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 print(f"{kind[:-1]:<7} {t['name']}: {t['dtype']}{t['shape']}{q}")
         for i, op in enumerate(info["ops"]):
             print(f"op {i:<3} {op}")
+        for name, verdict in runs.items():
+            print(f"flavor  {name}: {verdict}")
+    return EXIT_OK
+
+
+def _cmd_flavors(args: argparse.Namespace) -> int:
+    from .ops import flavors
+
+    rows = []
+    for fl in flavors():
+        own = fl.own_kernels()
+        rows.append({"name": fl.name, "parent": fl.parent.name if fl.parent else None,
+                     "description": fl.description, "runtime": fl.policy.runtime, "reference": fl.policy.reference,
+                     "static_shapes": fl.policy.static_shapes, "state_persists": fl.policy.state_persists,
+                     "ops": fl.opcodes(), "own_kernels": sorted(k for k, v in own.items() if v is not None),
+                     "refused_ops": sorted(k for k, v in own.items() if v is None)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for r in rows:
+        parent = f", falls back to {r['parent']}" if r["parent"] else ""
+        print(f"{r['name']}: {r['description'] or r['runtime']} (verify against {r['reference']}{parent})")
+        shapes = "static shapes only" if r["static_shapes"] else "dynamic shapes"
+        state = "LSTM state kept across invokes" if r["state_persists"] else "LSTM state reset every invoke"
+        print(f"  {len(r['ops'])} ops; {shapes}; {state}")
+        if r["parent"]:
+            print(f"  own kernels: {', '.join(r['own_kernels']) or '-'}")
+            if r["refused_ops"]:
+                print(f"  refuses: {', '.join(r['refused_ops'])}")
     return EXIT_OK
 
 
@@ -317,16 +356,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", required=True, metavar="Y.npy")
     r.add_argument("--keep-state", action="store_true",
                    help="carry LSTM state from one stacked sample to the next instead of resetting")
-    r.add_argument("--flavor", default="tflite", choices=["tflite", "tflm"],
-                   help="whose arithmetic to reproduce: LiteRT's reference kernels (default) or TFLite Micro's")
+    r.add_argument("--flavor", default="tflite", help="whose arithmetic to reproduce: tflite (LiteRT's reference "
+                   "kernels, default), tflm (TFLite Micro's); `edgelstm flavors` lists them all")
     r.set_defaults(func=_cmd_run)
 
     i = sub.add_parser("info", help="show a model's inputs, outputs and ops")
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
-    i.add_argument("--flavor", default="tflite", choices=["tflite", "tflm"],
-                   help="check the model against this flavor's kernels (tflm: TFLite Micro, static shapes)")
+    i.add_argument("--flavor", default="tflite",
+                   help="prepare the model with this flavor's kernels (tflm: TFLite Micro, static shapes); every "
+                        "flavor is tried too, and the report says which ones run the model")
     i.set_defaults(func=_cmd_info)
+
+    fls = sub.add_parser("flavors", help="list the flavors: whose arithmetic each reproduces, and how",
+                         description="Each flavor reproduces one interpreter's arithmetic bit for bit: a table of "
+                                     "kernels (falling back to its parent's) and graph-wide rules (static shapes, "
+                                     "whether LSTM state persists across invokes, the reference it is verified "
+                                     "against).")
+    fls.add_argument("--json", action="store_true")
+    fls.set_defaults(func=_cmd_flavors)
 
     doc = sub.add_parser("doctor", help="check this machine: versions, Numba cache, interpreters, known-bad combos",
                          description="Print the architecture, OS, libc, Python, numpy and numba versions, whether "

@@ -85,6 +85,10 @@ class Flavor:
             fl = fl.parent
         return None
 
+    def own_kernels(self) -> dict[str, Optional[type["OpKernel"]]]:
+        """This flavour's own table, without what it inherits (None: an op it refuses)."""
+        return dict(self._table)
+
     def opcodes(self) -> list[str]:
         """Every opcode this flavour runs."""
         codes: set[str] = set()
