@@ -248,7 +248,7 @@ def test_memory_plan_never_overlaps_live_buffers():
         for pos in range(int(rng.integers(1, 15))):
             reads = tuple(int(v) for v in rng.choice(n_t, size=int(rng.integers(0, 3)), replace=False))
             writes = (int(rng.integers(0, n_t)),)
-            calls.append(codegen._Call("", reads, writes, int(rng.integers(0, 2)) * int(rng.integers(1, 64))))
+            calls.append(codegen.Call("", reads, writes, int(rng.integers(0, 2)) * int(rng.integers(1, 64))))
         offsets, total = codegen.plan_memory(calls, sizes, external={0})
         live = {}
         for pos, c in enumerate(calls):
