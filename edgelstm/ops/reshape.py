@@ -9,37 +9,12 @@ shape from the *runtime* input shape, validating it again each time a new shape 
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
+from ..graph.shapes import reshape_output_shape
 from .base import MovementKernel, const_ints, owned_copy, register
-
-
-def reshape_output_shape(in_shape: Sequence[int], target: Sequence[int]) -> tuple[int, ...]:
-    """The shape RESHAPE gives `in_shape` for the requested `target` (at most one -1 entry).
-
-    Follows LiteRT: the -1 entry is the input's non-zero element count divided by the product of
-    the target's non-zero entries. Raises ValueError if the element counts cannot agree.
-    """
-    target = [int(v) for v in target]
-    if any(v < -1 for v in target):
-        raise ValueError(f"new shape {target} has a negative dimension other than -1")
-    stretch = [i for i, v in enumerate(target) if v == -1]
-    if len(stretch) > 1:
-        raise ValueError(f"new shape {target} has more than one -1 dimension")
-    n_in = int(np.prod(in_shape, dtype=np.int64))
-    nz_in = int(np.prod([d for d in in_shape if d != 0], dtype=np.int64))
-    known = [v for v in target if v != -1]
-    n_known = int(np.prod(known, dtype=np.int64))
-    nz_known = int(np.prod([v for v in known if v != 0], dtype=np.int64))
-    out = list(target)
-    if stretch:
-        out[stretch[0]] = 0 if (n_in == 0 and n_known != 0) else nz_in // nz_known
-    n_out = int(np.prod(out, dtype=np.int64))
-    if n_out != n_in:
-        raise ValueError(f"cannot reshape {n_in} elements {list(in_shape)} into new shape {target}")
-    return tuple(out)
 
 
 class _CopyReshaped(MovementKernel):

@@ -11,7 +11,7 @@ from tflite_build import one_input_model, options, random_input
 
 from edgelstm import ModelError
 from edgelstm.ops import build_kernel
-from edgelstm.ops.reshape import reshape_output_shape
+from edgelstm.graph.shapes import reshape_output_shape
 from edgelstm.tflite_reader import read_model
 
 

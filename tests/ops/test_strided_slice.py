@@ -10,7 +10,8 @@ import zoo
 from oracle import check_ops, find_op
 from edgelstm import ModelError
 from edgelstm.ops import build_kernel
-from edgelstm.ops.strided_slice import SliceSpec, apply_plan
+from edgelstm.graph.shapes import SliceSpec
+from edgelstm.ops.strided_slice import apply_plan
 from edgelstm.tflite_reader import read_model
 from tflite_build import one_input_model, options, random_input
 
