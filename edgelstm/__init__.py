@@ -7,7 +7,7 @@
 from .errors import EdgeLSTMError, InputError, ModelError, ReferenceUnavailable
 
 __version__ = "0.1.0"
-__all__ = ["load", "Model", "TensorInfo", "flavors", "flavor", "register_flavor", "Flavor", "Policy",
+__all__ = ["load", "Model", "TensorInfo", "flavors", "flavor", "register_flavor", "unregister_flavor", "Flavor", "Policy",
            "EdgeLSTMError", "ModelError", "InputError", "ReferenceUnavailable", "__version__"]
 
 
@@ -18,9 +18,9 @@ def __getattr__(name: str):
         from . import model
 
         return getattr(model, name)
-    if name in ("flavors", "flavor", "register_flavor", "Flavor", "Policy"):
+    if name in ("flavors", "flavor", "register_flavor", "unregister_flavor", "Flavor", "Policy"):
         from . import ops  # importing the package registers every kernel in its flavour's table
 
         return {"flavors": ops.flavors, "flavor": ops.get_flavor, "register_flavor": ops.register_flavor,
-                "Flavor": ops.Flavor, "Policy": ops.Policy}[name]
+                "unregister_flavor": ops.unregister_flavor, "Flavor": ops.Flavor, "Policy": ops.Policy}[name]
     raise AttributeError(f"module 'edgelstm' has no attribute {name!r}")

@@ -14,6 +14,7 @@ from typing import Optional, Union
 
 from . import lstm_shared
 from .graph.checks import COPY_OPS, LITERT_CELL_EXPONENTS, copy_data_inputs, hidden_state_params, qparams
+from .errors import ModelError
 from .tflite_reader import Graph, model_bytes, read_model
 
 LITERT, TFLM, EDGE, EDGE_TFLM = "LiteRT", "TFLite Micro", "edgelstm flavor=tflite", "edgelstm flavor=tflm"
@@ -225,7 +226,28 @@ def lint(source: Union[str, Path, bytes]) -> list[Hazard]:
     """Every hazard in a .tflite model (a path or bytes). ModelError if it cannot be read at all."""
     raw = model_bytes(source)
     g = read_model(raw)
-    return lint_graph(g, _subgraph_count(raw))
+    hazards = lint_graph(g, _subgraph_count(raw))
+    return hazards + flavor_refusals(g, {h.op for h in hazards if h.op is not None})
+
+
+def flavor_refusals(g: Graph, known_ops: set[int]) -> list[Hazard]:
+    """What each registered edgelstm flavour refuses to prepare, where no hazard above explains it
+    already: a flavour refuses exactly what its interpreter cannot run (or runs wrongly), so this
+    also covers flavours added after this module was written."""
+    from .ops import flavors  # the kernels import Numba; lint's own checks do not need them
+
+    out = []
+    for fl in flavors():
+        graph = fl.prepare_graph(g)
+        for op in graph.operators:
+            try:
+                fl.build(op, graph)
+            except ModelError as exc:
+                if op.index not in known_ops:
+                    out.append(Hazard("flavor_refuses", "error", str(exc), op.index,
+                                      {f"edgelstm flavor={fl.name}": "refuses the model"}))
+                break
+    return out
 
 
 def render(path: str, hazards: list[Hazard]) -> str:

@@ -16,6 +16,7 @@ import edgelstm
 import zoo
 from edgelstm import ModelError
 from edgelstm.fixedpoint import mbqm
+from edgelstm.lint import lint
 from edgelstm.ops.fully_connected import TFLMFullyConnected
 from edgelstm.ops.lstm import TFLMLSTM, with_steps
 from edgelstm.references import get_reference
@@ -123,12 +124,27 @@ def test_with_steps_names_unknown_steps():
 
 def test_derived_flavor_can_refuse_an_op_and_be_registered_by_name():
     no_fc = edgelstm.register_flavor(edgelstm.flavor("tflite").derive("test-no-fc", kernels={"FULLY_CONNECTED": None},
-                                                             policy=edgelstm.Policy(runtime="NoFC", reference="litert")))
-    assert edgelstm.flavor("test-no-fc") is no_fc and no_fc in edgelstm.flavors()
-    with pytest.raises(ModelError, match="NoFC has no kernel for FULLY_CONNECTED"):
-        edgelstm.load(zoo.build("basic"), flavor="test-no-fc")
-    with pytest.raises(ValueError, match="already registered"):
-        edgelstm.register_flavor(edgelstm.flavor("tflite").derive("test-no-fc"))
+                                                                      policy=edgelstm.Policy(runtime="NoFC",
+                                                                                             reference="litert")))
+    try:
+        assert edgelstm.flavor("test-no-fc") is no_fc and no_fc in edgelstm.flavors()
+        with pytest.raises(ModelError, match="NoFC has no kernel for FULLY_CONNECTED"):
+            edgelstm.load(zoo.build("basic"), flavor="test-no-fc")
+        with pytest.raises(ValueError, match="already registered"):
+            edgelstm.register_flavor(edgelstm.flavor("tflite").derive("test-no-fc"))
+        # lint asks every registered flavour, so a new one's refusals show up there
+        hazards = [h for h in lint(zoo.build("basic")) if h.code == "flavor_refuses"]
+        assert [h.consequences for h in hazards] == [{"edgelstm flavor=test-no-fc": "refuses the model"}]
+        assert "NoFC has no kernel for FULLY_CONNECTED" in hazards[0].message
+    finally:
+        edgelstm.unregister_flavor("test-no-fc")
+    assert "test-no-fc" not in [f.name for f in edgelstm.flavors()]
+    assert not [h for h in lint(zoo.build("basic")) if h.code == "flavor_refuses"]
+
+
+def test_lint_reports_what_the_tflm_flavor_refuses():
+    hazards = [h for h in lint(zoo.build("dynamic_time_dense")) if h.code == "flavor_refuses"]
+    assert len(hazards) == 1 and "TFLite Micro has no kernel for REDUCE_PROD" in hazards[0].message
 
 
 def test_stateless_policy_resets_every_invoke():

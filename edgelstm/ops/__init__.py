@@ -4,11 +4,11 @@ import pkgutil
 from importlib import import_module
 
 from .base import OpKernel, build_kernel, register, supported_opcodes
-from .flavor import Flavor, Policy, flavors, get_flavor, register_flavor
+from .flavor import Flavor, Policy, flavors, get_flavor, register_flavor, unregister_flavor
 
 for _info in pkgutil.iter_modules(__path__):
     if _info.name != "base" and not _info.name.startswith("_"):
         import_module(f"{__name__}.{_info.name}")
 
 __all__ = ["Flavor", "OpKernel", "Policy", "build_kernel", "flavors", "get_flavor", "register", "register_flavor",
-           "supported_opcodes"]
+           "supported_opcodes", "unregister_flavor"]

@@ -150,6 +150,13 @@ def register_flavor(flavor: Flavor) -> Flavor:
     return flavor
 
 
+def unregister_flavor(name: str) -> None:
+    """Forget a registered flavour (the built-in ones stay)."""
+    if name in (TFLITE.name, TFLM.name):
+        raise ValueError(f"the built-in flavor {name!r} cannot be unregistered")
+    _FLAVORS.pop(name, None)
+
+
 def flavors() -> list[Flavor]:
     """Every registered flavour, built-in ones first."""
     return list(_FLAVORS.values())
