@@ -86,6 +86,12 @@ class Model:
         return [self._info(i) for i in self.graph.outputs]
 
     @property
+    def kernels(self) -> list[OpKernel]:
+        """The prepared kernel of every operator, in graph order (what the firmware generator lowers
+        to C; each kernel's parameters are its public record)."""
+        return list(self._kernels)
+
+    @property
     def ops(self) -> list[str]:
         return [op.opcode for op in self.graph.operators]
 

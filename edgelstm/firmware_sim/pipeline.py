@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import EdgeLSTMError, InputError
 from ..model import Model, load
-from ..ops import OpKernel, build_kernel
+from ..ops import OpKernel
 from ..references import get_reference
 from ..tflite_reader import model_bytes
 from ..verify import load_inputs
@@ -120,7 +120,7 @@ class _DeviceIO:
     def __init__(self, m: Model, lib: GeneratedLibrary):
         self.lib = lib
         self.boundary: dict[int, OpKernel] = {
-            s.boundary_op: build_kernel(m.graph.operators[s.boundary_op], m.graph, m.flavor)
+            s.boundary_op: m.kernels[s.boundary_op]
             for s in lib.inputs + lib.outputs if s.boundary_op is not None}
 
     def to_device(self, xs: list[np.ndarray]) -> list[np.ndarray]:

@@ -36,9 +36,7 @@ def generate(model: Model, prefix: str = "model") -> GeneratedLibrary:
     if model.flavor != "tflm":
         raise ModelError("the firmware generator needs the model loaded with flavor='tflm'")
     g = model.graph
-    # the Model keeps its kernels to itself; preparing them again from its graph is deterministic
-    # and cheap next to generation
-    kernels = [build_kernel(op, g, model.flavor) for op in g.operators]
+    kernels = model.kernels
     ins, outs, skipped = interface(model)
     folded, folded_ops = fold_constants(model, kernels, skipped)
     if any(s.tensor in folded for s in outs):

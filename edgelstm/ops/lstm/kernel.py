@@ -69,7 +69,11 @@ class LSTMTensors:
 
 
 class LSTMKernel(OpKernel):
-    """UNIDIRECTIONAL_SEQUENCE_LSTM, full-integer 8x8_16 path; subclasses are one flavour each."""
+    """UNIDIRECTIONAL_SEQUENCE_LSTM, full-integer 8x8_16 path; subclasses are one flavour each.
+
+    Public after prepare: `record` (the flavour's LSTMRecord), `tensors` (LSTMTensors), the sizes
+    `n_in` (features per step), `n_cell` (units), `n_out` (= n_cell without projection), `n_batch`
+    (the state's batch) and `time_major` (input is [T, B, F] rather than [B, T, F])."""
 
     opcode = ls.OPCODE
     #: the flavour's eval; a staticmethod, so that class access returns the Numba function itself
