@@ -15,13 +15,13 @@ kernels, parent "tflite"). `Flavor.derive` makes a new one from an existing one,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 from ..errors import ModelError
 from ..tflite_reader import Graph, Operator
 
-if TYPE_CHECKING:  # the kernel base class imports this module
-    from .base import OpKernel
+# A kernel class: a subclass of ops/base.py's OpKernel (which imports this module, hence not named).
+KernelClass = type
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,16 @@ class Flavor:
         self.parent = parent
         self.description = description
         # None marks an op the interpreter has no kernel for, even if the parent has one
-        self._table: dict[str, Optional[type["OpKernel"]]] = {}
+        self._table: dict[str, Optional[KernelClass]] = {}
 
     def __repr__(self) -> str:
         parent = f" parent={self.parent.name}" if self.parent else ""
         return f"<edgelstm.Flavor {self.name}{parent}>"
 
     # -- building the table --------------------------------------------------------------------
-    def register(self, *opcodes: str) -> Callable[[type["OpKernel"]], type["OpKernel"]]:
+    def register(self, *opcodes: str) -> Callable[[KernelClass], KernelClass]:
         """Class decorator: the class is this flavour's kernel for these opcodes."""
-        def deco(cls: type["OpKernel"]) -> type["OpKernel"]:
+        def deco(cls: KernelClass) -> KernelClass:
             for code in opcodes:
                 self._table[code] = cls
             return cls
@@ -67,7 +67,7 @@ class Flavor:
         for code in opcodes:
             self._table[code] = None
 
-    def derive(self, name: str, *, kernels: Optional[Mapping[str, Optional[type["OpKernel"]]]] = None,
+    def derive(self, name: str, *, kernels: Optional[Mapping[str, Optional[KernelClass]]] = None,
                policy: Optional[Policy] = None, description: str = "") -> "Flavor":
         """A child flavour: this one's table with `kernels` overriding (None = refuse the op)."""
         child = Flavor(name, policy or self.policy, parent=self, description=description)
@@ -76,7 +76,7 @@ class Flavor:
         return child
 
     # -- using it ----------------------------------------------------------------------------------
-    def kernel_class(self, opcode: str) -> Optional[type["OpKernel"]]:
+    def kernel_class(self, opcode: str) -> Optional[KernelClass]:
         """The class that runs `opcode` here; None if the interpreter lacks it or nobody has one."""
         fl: Optional[Flavor] = self
         while fl is not None:
@@ -85,7 +85,7 @@ class Flavor:
             fl = fl.parent
         return None
 
-    def own_kernels(self) -> dict[str, Optional[type["OpKernel"]]]:
+    def own_kernels(self) -> dict[str, Optional[KernelClass]]:
         """This flavour's own table, without what it inherits (None: an op it refuses)."""
         return dict(self._table)
 
@@ -102,7 +102,7 @@ class Flavor:
                 (codes.add if cls is not None else codes.discard)(code)
         return sorted(codes)
 
-    def build(self, op: Operator, graph: Graph) -> "OpKernel":
+    def build(self, op: Operator, graph: Graph) -> Any:
         """The prepared kernel of one operator (raises ModelError naming the op)."""
         cls = self.kernel_class(op.opcode)
         if cls is None:
