@@ -39,6 +39,18 @@ class ActivationTables:
         return (self.sigmoid, self.tanh)
 
 
+@njit(cache=True, nogil=True)
+def activate(gates, sigmoid, tanh):
+    """The gate activation step of every flavour (the tables differ): sigmoid on the input, forget
+    and output gates, tanh on the cell gate, Q3.12 -> Q0.15."""
+    n_cell = gates.shape[1]
+    for j in range(n_cell):
+        gates[0, j] = sigmoid[gates[0, j] + 32768]
+        gates[1, j] = sigmoid[gates[1, j] + 32768]
+        gates[2, j] = tanh[gates[2, j] + 32768]
+        gates[3, j] = sigmoid[gates[3, j] + 32768]
+
+
 @dataclass(frozen=True)
 class LSTMRecord:
     """Everything a flavour's eval needs, by part (as TFLite Micro's OpDataLSTM): the gate matmuls,

@@ -32,7 +32,7 @@ from ... import lstm_shared as ls
 from ...fixedpoint import mbqm, sat16
 from ..base import register
 from ..flavor import TFLM
-from .kernel import ActivationTables, LSTMKernel, LSTMRecord, LSTMTensors
+from .kernel import ActivationTables, LSTMKernel, LSTMRecord, LSTMTensors, activate
 from .matmul import fuse_gates, input_gates, matvec_acc
 
 _jit = njit(cache=True, nogil=True)
@@ -101,17 +101,6 @@ def gate_preactivations(zx_t, h, wh_t, bh, h_mult, h_shift, narrow, acc, gates):
         s = h_shift[g]
         for j in range(n_cell):
             gates[g, j] = sat16(sat16(mbqm(acc[g * n_cell + j], m, s)) + zx_t[g * n_cell + j])
-
-
-@_jit
-def activate(gates, sigmoid, tanh):
-    """Sigmoid on the input, forget and output gates, tanh on the cell gate."""
-    n_cell = gates.shape[1]
-    for j in range(n_cell):
-        gates[0, j] = sigmoid[gates[0, j] + 32768]
-        gates[1, j] = sigmoid[gates[1, j] + 32768]
-        gates[2, j] = tanh[gates[2, j] + 32768]
-        gates[3, j] = sigmoid[gates[3, j] + 32768]
 
 
 @_jit
