@@ -24,11 +24,13 @@ from edgelstm.cli import main
 from edgelstm.convert.pipeline import convert, render, run_converter
 from edgelstm.errors import ConversionError, EdgeLSTMError
 from edgelstm.lint import lint
+from edgelstm.lstm_shared import (CELL_STATE, HIDDEN_INTERMEDIATE, INPUT_WEIGHTS, OPCODE, OUTPUT_STATE,
+                                   RECURRENT_WEIGHTS)
 from edgelstm.references import get_reference
 from edgelstm.tflite_reader import read_metadata, read_model
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+LSTM = OPCODE
 T, F = 20, 6
 
 
@@ -75,9 +77,9 @@ def independent_checks(tflite: bytes, n_lstm: int, original, x_float: np.ndarray
     assert "WHILE" not in ops and not any(o.startswith("CUSTOM") for o in ops)
     for op in g.operators:
         if op.opcode == LSTM:
-            assert all(g.tensors[op.inputs[k]].type_name == "INT8" for k in range(1, 9))
-            assert g.tensors[op.inputs[19]].type_name == "INT16"
-            assert g.tensors[op.inputs[19]].quant.s >= 2.0 ** -15
+            assert all(g.tensors[op.inputs[k]].type_name == "INT8" for k in INPUT_WEIGHTS + RECURRENT_WEIGHTS)
+            assert g.tensors[op.inputs[CELL_STATE]].type_name == "INT16"
+            assert g.tensors[op.inputs[CELL_STATE]].quant.s >= 2.0 ** -15
     assert [h.message for h in lint(tflite) if h.severity == "error"] == []
 
     qin = g.tensors[g.inputs[0]]
@@ -203,7 +205,7 @@ def test_bidirectional_dynamic_batch_no_bias(bidir_no_bias):
     assert hidden and any(set(r.ops) == {op.index for op in pair} for r in hidden)
     # one set of parameters for both directions' state, intermediate 4 and output, and the concat
     params = {(g.tensors[t].quant.s, g.tensors[t].quant.zp) for op in pair
-              for t in (op.inputs[18], op.intermediates[4], op.outputs[0])}
+              for t in (op.inputs[OUTPUT_STATE], op.intermediates[HIDDEN_INTERMEDIATE], op.outputs[0])}
     concat = [op for op in g.operators if op.opcode == "CONCATENATION"][0]
     params.add((g.tensors[concat.outputs[0]].quant.s, g.tensors[concat.outputs[0]].quant.zp))
     assert len(params) == 1
