@@ -4,13 +4,18 @@ every test convert again instead of reusing a model the current recipe no longer
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import sys
 import types
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import edgelstm.convert
 import zoo
+from edgelstm.tflite_reader import read_model
 
 NAMES = ["basic", "float_io", "trained"]
 
@@ -110,3 +115,35 @@ def test_build_reads_only_the_file_of_the_current_key(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "recipe_files", lambda: [copy])
     with pytest.raises(_Rebuilt):
         zoo.build("basic")
+
+
+def _contents(data: bytes) -> tuple:
+    """What a model computes with: every tensor (name, type, shape, quantization, constant data)
+    and every operator's wiring, without the bytes of buffers no tensor uses."""
+    g = read_model(data)
+    tensors = [(t.name, t.type_name, tuple(t.shape), tuple(t.shape_signature),
+                None if t.quant is None else (np.asarray(t.quant.s).tobytes(), np.asarray(t.quant.zp).tobytes()),
+                None if t.data is None else t.data.tobytes()) for t in g.tensors]
+    ops = [(op.opcode, tuple(op.inputs), tuple(op.outputs)) for op in g.operators]
+    return tensors, ops, tuple(g.inputs), tuple(g.outputs)
+
+
+def test_worker_processes_build_what_build_does(tmp_path, monkeypatch):
+    """tests/conftest.py converts a cold cache with zoo.build_in_processes: the workers import the
+    files that register the builders (tests/ops here) and must write the models build() writes."""
+    if "ops_act_in_relu" not in zoo.names():  # registered by tests/ops/test_activations.py
+        path = Path(__file__).parent / "ops" / "test_activations.py"
+        spec = importlib.util.spec_from_file_location("_zoo_cache_ops_test_activations", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    names = ["tiny", "ops_act_in_relu"]
+    monkeypatch.setattr(zoo, "CACHE_DIR", tmp_path / "workers")
+    assert zoo.missing(names) == names
+    left, log = zoo.build_in_processes(names, workers=2)
+    assert left == [], log
+    assert zoo.missing(names) == []
+    by_workers = {n: zoo.build(n) for n in names}
+    monkeypatch.setattr(zoo, "CACHE_DIR", tmp_path / "here")
+    for n in names:
+        assert _contents(zoo.build(n)) == _contents(by_workers[n]), n

@@ -16,6 +16,10 @@ import importlib.metadata
 import importlib.util
 import inspect
 import os
+import subprocess
+import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -333,6 +337,59 @@ def build(name: str) -> bytes:
     return data
 
 
+def missing(names: list[str] | None = None) -> list[str]:
+    """Those of `names` (default: every registered model) not in the cache yet."""
+    return [n for n in (list(_BUILDERS) if names is None else names) if not (CACHE_DIR / f"{n}-{cache_key(n)}.tflite").exists()]
+
+
+def build_in_processes(names: list[str], workers: int) -> tuple[list[str], str]:
+    """Convert `names` into the cache with `workers` processes at once. Returns the names they did
+    not build and the end of the workers' output; a test that needs one of those builds it itself,
+    so its error shows where it belongs.
+
+    The converter runs on one core, so a cold cache (about 70 models, 4 s each) is converted in half
+    the time on 2 cores. Each worker imports the files that register the builders and claims the
+    next unbuilt name (an exclusive file create), so a slow model does not hold a queue up.
+    build() seeds per model, so a worker builds the model the test process would have built (the
+    converter's unreferenced leftover buffers aside, whose bytes vary with what the process ran
+    before; tests/test_zoo_cache.py compares)."""
+    files = sorted({inspect.getsourcefile(_BUILDERS[n][0]) for n in names})
+    with tempfile.TemporaryDirectory(prefix="edgelstm-zoo-") as claims:
+        env = dict(os.environ, EDGELSTM_ZOO_CACHE=str(CACHE_DIR), TF_CPP_MIN_LOG_LEVEL="3")
+        cmd = [sys.executable, __file__, claims, *files, "--", *names]
+        logs = [Path(claims) / f"worker{k}.log" for k in range(workers)]
+        procs = []
+        for log in logs:
+            with open(log, "w") as out:
+                procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env))
+        for proc in procs:
+            proc.wait()
+        left = missing(names)
+        tail = "" if not left else "\n".join(log.read_text()[-2000:] for log in logs)
+    return left, tail
+
+
+def _worker(argv: list[str]) -> None:
+    """One process of build_in_processes(): argv is CLAIMS_DIR FILE... -- NAME..."""
+    claims, rest = Path(argv[0]), argv[1:]
+    cut = rest.index("--")
+    for i, f in enumerate(rest[:cut]):
+        if Path(f).resolve() == Path(__file__).resolve():
+            continue
+        spec = importlib.util.spec_from_file_location(f"_zoo_worker_{i}_{Path(f).stem}", f)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # registers its builders with this module
+    for name in rest[cut + 1:]:
+        try:
+            os.close(os.open(claims / f"{name}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue  # another worker has it
+        try:
+            build(name)
+        except Exception:  # left to the test that needs it, which builds it again and fails there
+            traceback.print_exc()
+
+
 #: The code here that shapes a model before the recipe sees it (bound once, so the key reads the
 #: source as written even where a test stands something in for one of them)
 KEY_HELPERS = (_calib, _keras, _seed, _randomize_biases, build)
@@ -365,3 +422,10 @@ def sample_inputs(model_bytes: bytes, n_random: int = 3, seed: int = 0, time_ste
             xs.append(a)
         out.append(xs)
     return out
+
+
+if __name__ == "__main__":  # a worker of build_in_processes()
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    import zoo  # the module the builders register with (this file runs as __main__)
+
+    zoo._worker(sys.argv[1:])
