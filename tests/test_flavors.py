@@ -24,7 +24,7 @@ from edgelstm.references import get_reference
 
 # -- the test's own kernels ----------------------------------------------------------------------------
 @njit(cache=False)
-def hidden_update_by_tanh_then_clip(c, gates, tanh_c, mult, shift, zp, h):
+def hidden_update_by_tanh_then_clip(c, o, tanh_c, mult, shift, zp, h):
     """TFLM's hidden update, written differently: the whole tanh(c) row first, then one clip via
     int8 saturation arithmetic."""
     n = c.shape[0]
@@ -32,15 +32,15 @@ def hidden_update_by_tanh_then_clip(c, gates, tanh_c, mult, shift, zp, h):
     for j in range(n):
         t[j] = tanh_c[np.int64(c[j]) + 32768]
     for j in range(n):
-        v = mbqm(gates[3, j] * t[j], mult, shift) + zp
+        v = mbqm(o[j] * t[j], mult, shift) + zp
         h[j] = -128 if v < -128 else (127 if v > 127 else v)
 
 
 @njit(cache=False)
-def hidden_update_without_zero_point(c, gates, tanh_c, mult, shift, zp, h):
+def hidden_update_without_zero_point(c, o, tanh_c, mult, shift, zp, h):
     """A deliberately different hidden update: the state tensor's zero point is forgotten."""
     for j in range(c.shape[0]):
-        v = mbqm(gates[3, j] * np.int64(tanh_c[c[j] + 32768]), mult, shift)
+        v = mbqm(o[j] * np.int64(tanh_c[c[j] + 32768]), mult, shift)
         h[j] = min(max(v, -128), 127)
 
 

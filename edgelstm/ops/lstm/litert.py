@@ -23,8 +23,8 @@ from ... import fixedpoint as fp
 from ... import lstm_shared as ls
 from ...fixedpoint import mbqm, rdbp, sat16, wrap16
 from ..base import register
-from .kernel import ActivationTables, LSTMKernel, LSTMRecord, LSTMTensors, activate
-from .matmul import fuse_gates, input_gates, matvec_acc
+from .kernel import ActivationTables, LSTMKernel, LSTMRecord, LSTMTensors, activate, step
+from .matmul import biased_matvec, fuse_gates, input_gates
 
 _jit = njit(cache=True, nogil=True)
 
@@ -58,45 +58,45 @@ class HiddenParams:
 
 
 # -- eval: one function per stage of a step -----------------------------------------------------------
-@_jit
-def gate_preactivations(zx_t, h, wh_t, bh, h_mult, h_shift, narrow, acc, gates):
+@step
+def gate_preactivations(zx, t, h, wh_t, bh, h_mult, h_shift, narrow, acc, gates):
     """gates[g] = sat16(MBQM(recurrent matmul) + input term): LiteRT saturates once, after adding
     the recurrent term to the (already saturated) input term."""
     n_cell = gates.shape[1]
-    acc[:] = bh
-    matvec_acc(wh_t, h, acc, narrow)
+    biased_matvec(bh, wh_t, h, acc, narrow)
     for g in range(4):
         m = h_mult[g]
         s = h_shift[g]
         row = gates[g]
         for j in range(n_cell):
-            row[j] = sat16(mbqm(acc[g * n_cell + j], m, s) + zx_t[g * n_cell + j])
+            row[j] = sat16(mbqm(acc[g * n_cell + j], m, s) + zx[t, g * n_cell + j])
 
 
-@_jit
-def update_cell(c, gates, cell_shift, cell_clip):
+@step
+def update_cell(c, i, f, g, cell_shift, cell_clip):
+    """c = sat16(wrap16(rdbp(f * c, 15)) + wrap16(rdbp(i * g, cell_shift))), then the clip."""
     for j in range(c.shape[0]):
-        c1 = wrap16(rdbp(gates[1, j] * np.int32(c[j]), 15))
-        c2 = wrap16(rdbp(gates[0, j] * gates[2, j], cell_shift))
+        c1 = wrap16(rdbp(f[j] * np.int32(c[j]), 15))
+        c2 = wrap16(rdbp(i[j] * g[j], cell_shift))
         c_new = sat16(c1 + c2)
         if cell_clip > 0:
             c_new = min(max(c_new, -cell_clip), cell_clip)
         c[j] = c_new
 
 
-@_jit
-def update_hidden(c, gates, tanh_c, tanh_c_valid, mult, shift, zp, h):
-    """gates[4] receives tanh(c); LiteRT leaves that buffer holding the input gate when it does
-    not dispatch tanh for the cell scale, and multiplies by it anyway."""
-    n_cell = c.shape[0]
-    tc = gates[4]
-    if tanh_c_valid:
-        for j in range(n_cell):
-            tc[j] = tanh_c[c[j] + 32768]
-    else:
-        tc[:] = gates[0]
-    for j in range(n_cell):
-        v = mbqm(gates[3, j] * tc[j], mult, shift) + zp
+@step
+def tanh_cell(c, tanh_c, tc):
+    """tc = tanh(c), for the cell scales LiteRT dispatches gemmlowp's tanh for."""
+    for j in range(c.shape[0]):
+        tc[j] = tanh_c[c[j] + 32768]
+
+
+@step
+def update_hidden(o, tc, mult, shift, zp, h):
+    """h = clamp8(MBQM(o * tc) + zp), tc being tanh(c) or, where LiteRT skips tanh, the input gate
+    its buffer still holds (the eval picks which)."""
+    for j in range(h.shape[0]):
+        v = mbqm(o[j] * tc[j], mult, shift) + zp
         h[j] = min(max(v, -128), 127)
 
 
@@ -112,17 +112,23 @@ def lstm_eval(xb, h, c, out,
     n_cell = c.shape[1]
     zx = np.empty((n_t, 4 * n_cell), dtype=np.int16)
     acc = np.empty(4 * n_cell, dtype=np.int32)
-    gates = np.empty((5, n_cell), dtype=np.int32)  # i, f, g, o, tanh(c)
+    gates = np.empty((5, n_cell), dtype=np.int32)
+    i, f, g, o, tc = gates[0], gates[1], gates[2], gates[3], gates[4]  # gate rows, then tanh(c)
     for b in range(n_b):
         input_gates(xb[b], wx_t, bx, x_mult, x_shift, n_cell, narrow, acc, zx)
         hb = h[b]
         cb = c[b]
         for t in range(n_t):
-            gate_preactivations(zx[t], hb, wh_t, bh, h_mult, h_shift, narrow, acc, gates)
-            activate(gates, sigmoid, tanh)
-            update_cell(cb, gates, cell_shift, cell_clip)
-            update_hidden(cb, gates, tanh_c, tanh_c_valid, hid_mult, hid_shift, hid_zp, hb)
-            out[b, t, :] = hb
+            gate_preactivations(zx, t, hb, wh_t, bh, h_mult, h_shift, narrow, acc, gates)
+            activate(i, f, g, o, sigmoid, tanh)
+            update_cell(cb, i, f, g, cell_shift, cell_clip)
+            if tanh_c_valid:
+                tanh_cell(cb, tanh_c, tc)
+                update_hidden(o, tc, hid_mult, hid_shift, hid_zp, hb)
+            else:  # LiteRT's tanh buffer still holds the input gate
+                update_hidden(o, i, hid_mult, hid_shift, hid_zp, hb)
+            for j in range(n_cell):  # not a slice assignment: that costs more per step here
+                out[b, t, j] = hb[j]
 
 
 # -- prepare ----------------------------------------------------------------------------------------

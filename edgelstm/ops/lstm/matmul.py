@@ -123,6 +123,15 @@ def matvec_acc(w_t, v, acc, narrow):
         _accumulate(w_t, v, acc)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def biased_matvec(bias, w_t, v, acc, narrow):
+    """acc = bias + w_t.T @ v. The copy is an explicit loop: with a slice assignment (acc[:] = bias)
+    the H=16 eval measured 30-40% slower."""
+    for r in range(acc.shape[0]):
+        acc[r] = bias[r]
+    matvec_acc(w_t, v, acc, narrow)
+
+
 @_jit
 def input_gates(x, wx_t, bx, mult, shift, n_cell, narrow, acc, zx):
     """zx[t, r] = sat16(MBQM(bx[r] + sum_k wx[r, k] * x[t, k])) for every timestep at once: the
@@ -130,8 +139,7 @@ def input_gates(x, wx_t, bx, mult, shift, n_cell, narrow, acc, zx):
     int16 on its own before adding the recurrent side)."""
     n_t = x.shape[0]
     for t in range(n_t):
-        acc[:] = bx
-        matvec_acc(wx_t, x[t], acc, narrow)
+        biased_matvec(bx, wx_t, x[t], acc, narrow)
         for g in range(4):
             m = mult[g]
             s = shift[g]

@@ -32,8 +32,8 @@ from ... import lstm_shared as ls
 from ...fixedpoint import mbqm, sat16
 from ..base import register
 from ..flavor import TFLM
-from .kernel import ActivationTables, LSTMKernel, LSTMRecord, LSTMTensors, activate
-from .matmul import fuse_gates, input_gates, matvec_acc
+from .kernel import ActivationTables, LSTMKernel, LSTMRecord, LSTMTensors, activate, step
+from .matmul import biased_matvec, fuse_gates, input_gates
 
 _jit = njit(cache=True, nogil=True)
 
@@ -89,36 +89,37 @@ def mul_multiplier(s1: float, s2: float, s_out: float) -> tuple[int, int]:
 
 
 # -- eval: one function per stage of a step -----------------------------------------------------------
-@_jit
-def gate_preactivations(zx_t, h, wh_t, bh, h_mult, h_shift, narrow, acc, gates):
+@step
+def gate_preactivations(zx, t, h, wh_t, bh, h_mult, h_shift, narrow, acc, gates):
     """gates[g] = sat16(sat16(MBQM(recurrent matmul)) + input term): TFLM saturates each of the
     two fully-connected outputs to int16 before AddElementWise saturates their sum."""
     n_cell = gates.shape[1]
-    acc[:] = bh
-    matvec_acc(wh_t, h, acc, narrow)
+    biased_matvec(bh, wh_t, h, acc, narrow)
     for g in range(4):
         m = h_mult[g]
         s = h_shift[g]
         for j in range(n_cell):
-            gates[g, j] = sat16(sat16(mbqm(acc[g * n_cell + j], m, s)) + zx_t[g * n_cell + j])
+            gates[g, j] = sat16(sat16(mbqm(acc[g * n_cell + j], m, s)) + zx[t, g * n_cell + j])
 
 
-@_jit
-def update_cell(c, gates, fc_mult, fc_shift, ig_mult, ig_shift, clip):
+@step
+def update_cell(c, i, f, g, fc_mult, fc_shift, ig_mult, ig_shift, clip):
+    """c = sat16(sat16(MBQM(f * c)) + sat16(MBQM(i * g))), then the clip."""
     for j in range(c.shape[0]):
-        fc = sat16(mbqm(gates[1, j] * np.int64(c[j]), fc_mult, fc_shift))
-        ig = sat16(mbqm(gates[0, j] * gates[2, j], ig_mult, ig_shift))
+        fc = sat16(mbqm(f[j] * np.int64(c[j]), fc_mult, fc_shift))
+        ig = sat16(mbqm(i[j] * g[j], ig_mult, ig_shift))
         v = sat16(fc + ig)
         if clip > 0:
             v = max(min(clip, v), -clip)
         c[j] = v
 
 
-@_jit
-def update_hidden(c, gates, tanh_c, mult, shift, zp, h):
+@step
+def update_hidden(c, o, tanh_c, mult, shift, zp, h):
+    """h = clamp8(MBQM(tanh(c) * o) + zp of the state tensor)."""
     for j in range(c.shape[0]):
         t = np.int64(tanh_c[c[j] + 32768])
-        v = mbqm(t * gates[3, j], mult, shift) + zp
+        v = mbqm(t * o[j], mult, shift) + zp
         h[j] = min(max(v, -128), 127)
 
 
@@ -135,16 +136,18 @@ def lstm_eval(xb, h, c, out,
     zx = np.empty((n_t, 4 * n_cell), dtype=np.int16)
     acc = np.empty(4 * n_cell, dtype=np.int32)
     gates = np.empty((4, n_cell), dtype=np.int64)
+    i, f, g, o = gates[0], gates[1], gates[2], gates[3]
     for b in range(n_b):
         input_gates(xb[b], wx_t, bx, x_mult, x_shift, n_cell, narrow, acc, zx)
         hb = h[b]
         cb = c[b]
         for t in range(n_t):
-            gate_preactivations(zx[t], hb, wh_t, bh, h_mult, h_shift, narrow, acc, gates)
-            activate(gates, sigmoid, tanh)
-            update_cell(cb, gates, fc_mult, fc_shift, ig_mult, ig_shift, clip)
-            update_hidden(cb, gates, tanh_c, hid_mult, hid_shift, hid_zp, hb)
-            out[b, t, :] = hb
+            gate_preactivations(zx, t, hb, wh_t, bh, h_mult, h_shift, narrow, acc, gates)
+            activate(i, f, g, o, sigmoid, tanh)
+            update_cell(cb, i, f, g, fc_mult, fc_shift, ig_mult, ig_shift, clip)
+            update_hidden(cb, o, tanh_c, hid_mult, hid_shift, hid_zp, hb)
+            for j in range(n_cell):  # not a slice assignment: that costs more per step here
+                out[b, t, j] = hb[j]
 
 
 # -- prepare ----------------------------------------------------------------------------------------
