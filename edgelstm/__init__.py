@@ -4,11 +4,11 @@
     m = edgelstm.load("model.tflite")
     y = m.run(x)
 """
-from .errors import EdgeLSTMError, InputError, ModelError, ReferenceUnavailable
+from .errors import EdgeLSTMError, InputError, ModelError, ReferenceFailure, ReferenceUnavailable
 
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "TensorInfo", "flavors", "flavor", "register_flavor", "unregister_flavor", "Flavor", "Policy",
-           "EdgeLSTMError", "ModelError", "InputError", "ReferenceUnavailable", "__version__"]
+           "EdgeLSTMError", "ModelError", "InputError", "ReferenceUnavailable", "ReferenceFailure", "__version__"]
 
 
 def __getattr__(name: str):

@@ -22,6 +22,16 @@ class ReferenceUnavailable(EdgeLSTMError):
     """The requested reference interpreter is not installed or cannot run here."""
 
 
+class ReferenceFailure(EdgeLSTMError):
+    """A reference interpreter's process crashed (`status` "crashed", `signal` set when a signal
+    killed it) or did not answer within the time limit (`status` "timed_out", `seconds` the limit)."""
+
+    def __init__(self, message: str, reference: str, status: str, signal: Optional[int] = None,
+                 seconds: Optional[float] = None):
+        super().__init__(message)
+        self.reference, self.status, self.signal, self.seconds = reference, status, signal, seconds
+
+
 class ConversionError(EdgeLSTMError):
     """A Keras model cannot be converted to a correct full-int8 .tflite; the message names the layer
     and the reason (`layer` and `reason` hold them separately when the cause is one layer)."""

@@ -30,21 +30,11 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import errors
-from ..errors import EdgeLSTMError, ReferenceUnavailable
+from ..errors import EdgeLSTMError, ReferenceFailure, ReferenceUnavailable
 from .base import Reference, adapter
 
 DEFAULT_TIMEOUT_S = 120.0  # the largest test-zoo models take a few seconds per input in TensorFlow's tf.lite
 _EXIT_GRACE_S = 5.0
-
-
-class ReferenceFailure(EdgeLSTMError):
-    """The reference's process crashed (`status` "crashed", `signal` set when a signal killed it) or
-    did not answer within the time limit (`status` "timed_out", `seconds` the limit)."""
-
-    def __init__(self, message: str, reference: str, status: str, signal: Optional[int] = None,
-                 seconds: Optional[float] = None):
-        super().__init__(message)
-        self.reference, self.status, self.signal, self.seconds = reference, status, signal, seconds
 
 
 def signal_name(number: int) -> str:
