@@ -55,9 +55,19 @@ GRIDS = {
 
 
 def _builder_source() -> str:
+    """What the cached models depend on: the builder, the conversion recipe (edgelstm/convert/stock.py)
+    and the versions that convert (a change to any of them must not reuse stale models)."""
     import inspect
+    from importlib import metadata
 
-    return inspect.getsource(build_models)
+    recipe = (Path(__file__).resolve().parent.parent / "edgelstm" / "convert" / "stock.py").read_text()
+    versions = []
+    for dist in ("tensorflow", "tensorflow-cpu", "tf-keras", "numpy"):
+        try:
+            versions.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{dist} absent")
+    return "\n".join([inspect.getsource(build_models), recipe, *versions])
 
 
 def build_models(p: Point) -> dict[str, Path]:
