@@ -34,3 +34,17 @@ def test_readme_table_is_replaced_in_place(tmp_path):
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
     run.update_readme("new table", readme)
     assert readme.read_text() == "intro\n<!-- results:start -->\nnew table\n<!-- results:end -->\nafter\n"
+
+
+def test_ab_against_a_revision(tmp_path):
+    """benchmarks/ab.py extracts HEAD's package next to the working tree's, checks their outputs are
+    identical on the small grid, and times both (in both flavours) against LiteRT in one process."""
+    out = tmp_path / "ab.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ab.py"), "--base", "HEAD", "--grid", "small",
+                        "--runs", "40", "--json", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["flavor"] for row in rows] == ["tflite", "tflm"]
+    for row in rows:
+        assert row["base_us"] > 0 and row["head_us"] > 0 and row["litert_over_head"] > 0
+    assert "h16-t20-d1-b1" in r.stdout
