@@ -315,8 +315,12 @@ def _unavailable(name: str, exc: EdgeLSTMError) -> VerifyResult:
 
 
 def flavor_for(reference: str) -> str:
-    """The edgelstm flavor whose arithmetic a reference interpreter runs."""
-    return "tflm" if reference == "tflm" else "tflite"
+    """The edgelstm flavor whose arithmetic a reference interpreter runs: the first registered
+    flavour whose policy names that reference; the LiteRT one for the other TFLite interpreters
+    (tflite-runtime, tf.lite), which run LiteRT's kernels."""
+    from .ops import flavors
+
+    return next((f.name for f in flavors() if f.policy.reference == reference), "tflite")
 
 
 def unequal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
