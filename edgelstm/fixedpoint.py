@@ -68,6 +68,27 @@ def x86_double_to_int32(v):
     return -2147483648
 
 
+_F32_INV_LN2 = np.float32(1.0) / np.float32(math.log(2.0))  # 1.0f / std::log(2.0f): 0x3fb8aa3b
+
+
+def checked_log2(x: float) -> tuple[int, float]:
+    """TFLite's CheckedLog2(float x) for x > 0: (the exponent, the fractional part it measures).
+
+    The log is taken in float32, not double: logf(x) times float32(1 / ln 2), rounded to float32,
+    then roundf (halves away from zero). Near 2^(k + 1/2) that is not round(math.log2(x)): the
+    float32 nearest 2^-13.5 gets -13 (double log2 says -13.500000025), the next float32 above
+    2^-12.5 gets exactly -12.5 and so -13 (double -12.4999999, and Python's round would give -12).
+
+    logf is the double log rounded to float32. glibc's logf, which the tflite-micro build calls, is
+    not correctly rounded everywhere; over every float32 in [2^-45, 2^5) the exponent comes out
+    different at one value only, 0x1.6a09f6p-31 (glibc: -31, here -30), where the LSTM's tanh(c)
+    input is 0 for both (tests/test_tflm.py). The caller applies its own tolerance to the
+    fractional part (TFLM's |frac| < 1e-3f, evaluated in float32)."""
+    v = np.float32(np.float32(math.log(float(np.float32(x)))) * _F32_INV_LN2)
+    r = np.float32(round_half_away(float(v)))
+    return int(r), float(np.float32(v - r))  # v - r is exact in float32: r is v's nearest integer
+
+
 # -- gemmlowp core -----------------------------------------------------------------------------
 @_jit
 def srdhm32(a, b):

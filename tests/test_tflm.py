@@ -7,6 +7,10 @@
   matches its own interpreter, and the two flavors really differ.
 - The LSTM under random quantizations, every cell-state scale 2^-20..2^-8, a scale that is no power
   of two, cell clipping, nonzero weight zero points.
+- The LSTM at two edges of TFLM's prepare: the cell-state exponent is CheckedLog2's (float32 log,
+  rounded half away from zero; checked against TFLM's own function, and on models whose cell scale
+  sits next to 2^(k + 1/2)), and a positive cell_clip below one step of the cell scale clips every
+  cell state to 0; in both, the rule edgelstm had before really gives other numbers.
 - The ops whose TFLM arithmetic differs from LiteRT's (FULLY_CONNECTED, LOGISTIC, TANH, RELU6, MUL,
   SOFTMAX's check, int8 SUM) under random quantizations, with checks that the cases discriminate;
   and the ops that are the same code in both (RELU, LEAKY_RELU, ADD, QUANTIZE, DEQUANTIZE, MEAN,
@@ -15,7 +19,10 @@
 """
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -25,8 +32,10 @@ import edgelstm
 import zoo
 from cli_run import cli
 from edgelstm import InputError, ModelError, ReferenceUnavailable
-from edgelstm.fixedpoint import mbqm, quantize_multiplier
+from edgelstm import lstm_shared as ls
+from edgelstm.fixedpoint import checked_log2, mbqm, quantize_multiplier
 from edgelstm.ops import build_kernel
+from edgelstm.ops.lstm.tflm import hidden_params
 from edgelstm.references import available, get_reference
 from edgelstm.tflite_reader import read_model
 from edgelstm.verify import unequal, verify
@@ -199,6 +208,153 @@ def test_lstm_cell_clip_and_weight_zero_points():
     for changed in (clipped, weights_zp):  # both really change the result
         assert not np.array_equal(edgelstm.load(changed, flavor="tflm").run(x),
                                   edgelstm.load(base, flavor="tflm").run(x))
+
+
+# -- the LSTM at the edges of TFLM's prepare: cell-state exponent and cell clip ---------------------------
+def f32_steps_from(x: float, steps: int) -> float:
+    """The float32 `steps` representable values above float32(x) (below when negative)."""
+    return float(np.array([int(np.float32(x).view(np.uint32)) + steps], np.uint32).view(np.float32)[0])
+
+
+# Cell scales next to 2^(k + 1/2) whose exponent in TFLM (CheckedLog2) is not round(math.log2(scale)),
+# with TFLM's exponent.
+CELL_SCALE_EDGES = {
+    "nearest 2^-13.5": (f32_steps_from(2.0 ** -13.5, 0), -13),  # double log2 -13.500000025
+    "just above 2^-12.5": (f32_steps_from(2.0 ** -12.5, 1), -13),  # float32 log2 exactly -12.5: away from 0
+    "above 2^-11.5": (f32_steps_from(2.0 ** -11.5, 3), -12),  # float32 log2 -11.5, double -11.4999995
+}
+# The one float32 cell scale in [2^-45, 2^5) where glibc's logf (what TFLM calls) puts CheckedLog2 on
+# the other side of a half from the correctly rounded log edgelstm uses: glibc -31, edgelstm -30
+# (an exhaustive C comparison over that range; tests below check the neighbourhood)
+GLIBC_LOGF_EDGE = float.fromhex("0x1.6a09f6p-31")
+
+
+def lstm_edge_model(cell_scale: float | None = None, cell_clip: float | None = None) -> bytes:
+    """The time_major zoo model (one LSTM, its output sequence the model output) with its cell-state
+    scale and/or its cell_clip option replaced."""
+    data = zoo.build("time_major")
+    if cell_clip is not None:
+        def set_clip(m):
+            m.subgraphs[0].operators[0].builtinOptions.cellClip = cell_clip
+        data = edit(data, set_clip)
+    if cell_scale is not None:
+        _, op = _lstm_parts(data)
+        data = patched(data, {op.inputs[ls.CELL_STATE]: (cell_scale, None)})
+    return data
+
+
+def _lstm_kernel(model: edgelstm.Model):
+    return next(k for k in model.kernels if k.op.opcode == ls.OPCODE)
+
+
+def _differs_from_tflm(data: bytes, change, seed: int = 5) -> int:
+    """Elements where the tflm flavour with its LSTM record changed by `change(record)` (a rule
+    edgelstm used to follow) differs from TFLM: state reset per sample, then carried."""
+    model, ref = edgelstm.load(data, flavor="tflm"), get_reference("tflm", data)
+    kernel = _lstm_kernel(model)
+    kernel.record = change(kernel.record)
+    differing = 0
+    for reset_each in (True, False):
+        for k, xs in enumerate(zoo.sample_inputs(data, n_random=2, seed=seed)):
+            reset = reset_each or k == 0
+            differing += int(np.count_nonzero(model.run(xs, reset=reset) != ref.run(xs, reset=reset)[0]))
+    return differing
+
+
+def _tflm_checked_log2():
+    """TFLM's own CheckedLog2(float, int*) from the tflite-micro build the reference runs."""
+    from tflite_micro.python.tflite_micro import _runtime
+
+    lib = ctypes.CDLL(_runtime.__file__)
+    symbol = "_ZN6tflite5micro11CheckedLog2EfPi"  # tflite::micro::CheckedLog2(float, int*)
+    assert hasattr(lib, symbol), f"the tflite-micro build no longer exports {symbol}"
+    fn = getattr(lib, symbol)
+    fn.argtypes, fn.restype = [ctypes.c_float, ctypes.POINTER(ctypes.c_int)], ctypes.c_bool
+
+    def call(x: float) -> tuple[int, bool]:
+        out = ctypes.c_int()
+        exact = fn(x, ctypes.byref(out))
+        return out.value, bool(exact)
+    return call
+
+
+def test_checked_log2_is_tflms():
+    """fixedpoint.checked_log2 against TFLM's CheckedLog2 on every float32 within 300 steps of
+    2^(k + 1/2) (where the exponent rounds) and of 2^(k +- 1e-3) (where the power-of-two test
+    flips), k over the exponents the LSTM accepts, and on random scales. round(math.log2(x)) and a
+    float32 log rounded half to even both disagree with TFLM there."""
+    tflm_log2 = _tflm_checked_log2()
+    xs = {float(np.float32(v)) for v in 2.0 ** np.random.default_rng(3).uniform(-41, 3, 20000)}
+    for k in range(-41, 3):
+        for centre in (k + 0.5, k + 1e-3, k - 1e-3):
+            xs |= {f32_steps_from(2.0 ** centre, d) for d in range(-300, 301)}
+    old_rule_differs = half_even_differs = 0
+    for x in sorted(xs):
+        want, exact = tflm_log2(x)
+        got, frac = checked_log2(x)
+        if x == GLIBC_LOGF_EDGE:
+            assert (want, got) == (-31, -30)
+            continue
+        assert got == want, f"CheckedLog2({x.hex()}): TFLM {want}, edgelstm {got}"
+        assert (abs(np.float32(frac)) < np.float32(1e-3)) == exact, x.hex()
+        old_rule_differs += round(math.log2(x)) != want
+        half_even_differs += round(got + frac) != want
+    assert old_rule_differs > 100 and half_even_differs > 10
+
+
+def test_lstm_cell_scale_next_to_2_to_the_k_plus_half():
+    """Cell scales where CheckedLog2's exponent is not round(log2): the tflm flavour equals TFLM, and
+    the exponent round(log2) would give (edgelstm's rule before) makes most elements differ."""
+    _, op = _lstm_parts(zoo.build("time_major"))
+    g = read_model(zoo.build("time_major"))
+    h = g.tensors[op.inputs[ls.OUTPUT_STATE]].quant
+    for name, (scale, power) in CELL_SCALE_EDGES.items():
+        old_power = round(math.log2(scale))
+        assert checked_log2(scale)[0] == power != old_power, name
+        data = lstm_edge_model(cell_scale=scale)
+        assert _compare_lstm(data, seed=4) > 0, name
+        assert _lstm_kernel(edgelstm.load(data, flavor="tflm")).record.hidden.tanh_c_shift == -(12 + power)
+        old = _differs_from_tflm(data, lambda r: dataclasses.replace(r, hidden=hidden_params(old_power, h.s, h.zp)))
+        assert old > 0, f"{name}: the old exponent {old_power} gives the same numbers"
+
+
+def test_lstm_cell_scale_where_glibc_logf_rounds_differently():
+    """At GLIBC_LOGF_EDGE TFLM's exponent is -31 and edgelstm's -30; both bring every cell state to
+    a tanh input of 0, so the kernel is the same, and equal to TFLM's."""
+    assert checked_log2(GLIBC_LOGF_EDGE)[0] == -30
+    assert np.array_equal(hidden_params(-30, 0.01, 0).tanh_c, hidden_params(-31, 0.01, 0).tanh_c)
+    assert _compare_lstm(lstm_edge_model(cell_scale=GLIBC_LOGF_EDGE), seed=6) > 0
+
+
+def test_lstm_cell_clip_below_one_step():
+    """TFLM clips whenever the float cell_clip is > 0, to +-int16(clip / scale) truncated: a clip below
+    one step of the cell scale clips every cell state to 0. Not clipping there (edgelstm's rule
+    before: clip only when the quantized bound is > 0) differs from TFLM."""
+    g, op = _lstm_parts(zoo.build("time_major"))
+    s_c = g.tensors[op.inputs[ls.CELL_STATE]].quant.s
+    for clip in (0.4 * s_c, float(np.nextafter(np.float32(s_c), np.float32(0))), 1e-45):
+        data = lstm_edge_model(cell_clip=clip)
+        cell = _lstm_kernel(edgelstm.load(data, flavor="tflm")).record.cell
+        assert cell.clipping and cell.clip == 0, clip
+        assert _compare_lstm(data, seed=7) > 0
+        assert _differs_from_tflm(data, lambda r: dataclasses.replace(r, cell=dataclasses.replace(
+            r.cell, clipping=False))) > 0, clip
+
+
+def test_lstm_cell_clip_negative_nan_or_infinite():
+    """The tflite-micro build runs a negative or NaN cell_clip (its Prepare has no cell_clip >= 0
+    check) and does not clip; an infinite one clips to +-32767. The flavour does the same, and
+    clipping to 0 instead would differ."""
+    for clip in (-1.0, -1e-45, float("nan"), float("-inf")):
+        data = lstm_edge_model(cell_clip=clip)
+        assert not _lstm_kernel(edgelstm.load(data, flavor="tflm")).record.cell.clipping, clip
+        assert _compare_lstm(data, seed=8) > 0, clip
+        assert _differs_from_tflm(data, lambda r: dataclasses.replace(r, cell=dataclasses.replace(
+            r.cell, clipping=True, clip=0))) > 0, clip
+    data = lstm_edge_model(cell_clip=float("inf"))
+    cell = _lstm_kernel(edgelstm.load(data, flavor="tflm")).record.cell
+    assert cell.clipping and cell.clip == 32767
+    assert _compare_lstm(data, seed=8) > 0
 
 
 def test_lstm_refuses_a_cell_activation_tflm_cannot_run():

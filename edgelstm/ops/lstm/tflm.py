@@ -14,7 +14,11 @@ Where it differs from LiteRT's kernel (litert.py; shared/reference/litert_vs_tfl
   int16 (with f*c's multiplier (2^30, -14)), then their sum saturates;
 - multipliers come from double arithmetic on the float32 scales (LiteRT: float32);
 - nonzero weight zero points are subtracted (TFLM's fully-connected weights_offset);
-- the cell-state scale need not be a power of two: TFLM rounds its log2 and does not complain.
+- the cell-state scale need not be a power of two: TFLM rounds its log2 and does not complain;
+  that log2 is CheckedLog2's, in float32 and rounded half away from zero (fixedpoint.checked_log2),
+  which differs from round(math.log2(scale)) next to 2^(k + 1/2);
+- the cell clip is on whenever the float cell_clip is > 0, even when its quantized bound
+  truncates to 0 (then every cell state is clipped to 0); LiteRT tests the quantized bound.
 
 Prepare builds an `LSTMRecord` with this flavour's cell and hidden parts; the eval is one small
 Numba function per stage of a step (recurrent matmul, activations, cell update, hidden update).
@@ -53,10 +57,11 @@ class CellParams:
     fc_shift: int
     ig_mult: int
     ig_shift: int
-    clip: int  # quantized cell clip, 0 = none
+    clipping: bool  # TFLM's test, on the float option: cell_clip > 0
+    clip: int  # the bound, int16(cell_clip / scale) truncated: 0 when the clip is below one step
 
     def args(self) -> tuple:
-        return (self.fc_mult, self.fc_shift, self.ig_mult, self.ig_shift, self.clip)
+        return (self.fc_mult, self.fc_shift, self.ig_mult, self.ig_shift, self.clipping, self.clip)
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,18 @@ def mul_multiplier(s1: float, s2: float, s_out: float) -> tuple[int, int]:
     return int(m), int(s)
 
 
+def hidden_params(cell_power: int, s_h: float, z_h: int) -> HiddenParams:
+    """The hidden-state update for a cell-state scale of 2^cell_power (TFLM's
+    cell_state_scale_power) and the state tensor's scale and zero point."""
+    # tanh(c): 15 + cell_power integer bits down to the table's 3, by a left shift or a rounding
+    # right shift
+    shift = 12 + cell_power
+    tanh_mult, tanh_shift = (0, shift) if shift >= 0 else (3, -shift)
+    mult, mshift = mul_multiplier(_F32_2_M15, _F32_2_M15, s_h)
+    return HiddenParams(tanh_c=fp.lut_table("tanh", tanh_mult, tanh_shift), tanh_c_mult=tanh_mult,
+                        tanh_c_shift=tanh_shift, mult=mult, shift=mshift, zp=z_h)
+
+
 # -- eval: one function per stage of a step -----------------------------------------------------------
 @step
 def gate_preactivations(zx, t, h, wh_t, bh, h_mult, h_shift, narrow, acc, gates):
@@ -103,13 +120,13 @@ def gate_preactivations(zx, t, h, wh_t, bh, h_mult, h_shift, narrow, acc, gates)
 
 
 @step
-def update_cell(c, i, f, g, fc_mult, fc_shift, ig_mult, ig_shift, clip):
+def update_cell(c, i, f, g, fc_mult, fc_shift, ig_mult, ig_shift, clipping, clip):
     """c = sat16(sat16(MBQM(f * c)) + sat16(MBQM(i * g))), then the clip."""
     for j in range(c.shape[0]):
         fc = sat16(mbqm(f[j] * np.int64(c[j]), fc_mult, fc_shift))
         ig = sat16(mbqm(i[j] * g[j], ig_mult, ig_shift))
         v = sat16(fc + ig)
-        if clip > 0:
+        if clipping:  # not clip > 0: a bound of 0 still clips
             v = max(min(clip, v), -clip)
         c[j] = v
 
@@ -127,7 +144,7 @@ def update_hidden(c, o, tanh_c, mult, shift, zp, h):
 def lstm_eval(xb, h, c, out,
               wx_t, wh_t, bx, bh, x_mult, x_shift, h_mult, h_shift, narrow,  # GateParams
               sigmoid, tanh,  # ActivationTables
-              fc_mult, fc_shift, ig_mult, ig_shift, clip,  # CellParams
+              fc_mult, fc_shift, ig_mult, ig_shift, clipping, clip,  # CellParams
               tanh_c, hid_mult, hid_shift, hid_zp):  # HiddenParams
     """The whole op for batch-major input xb [B, T, n_in] into out [B, T, n_out]; h and c are
     updated in place."""
@@ -144,7 +161,7 @@ def lstm_eval(xb, h, c, out,
         for t in range(n_t):
             gate_preactivations(zx, t, hb, wh_t, bh, h_mult, h_shift, narrow, acc, gates)
             activate(i, f, g, o, sigmoid, tanh)
-            update_cell(cb, i, f, g, fc_mult, fc_shift, ig_mult, ig_shift, clip)
+            update_cell(cb, i, f, g, fc_mult, fc_shift, ig_mult, ig_shift, clipping, clip)
             update_hidden(cb, o, tanh_c, hid_mult, hid_shift, hid_zp, hb)
             for j in range(n_cell):  # not a slice assignment: that costs more per step here
                 out[b, t, j] = hb[j]
@@ -169,17 +186,18 @@ class TFLMLSTM(LSTMKernel):
         s_c, _ = self.per_tensor_quant(t.c)
         if not (math.isfinite(s_c) and s_c > 0):
             raise self.fail(f"cell state scale {s_c} must be positive")
-        # CheckedLog2's rounding; TFLM ignores whether the scale really is a power of two
-        cs = int(round(math.log2(s_c)))
+        cs, _ = fp.checked_log2(s_c)  # TFLM ignores whether the scale really is a power of two
         if not _CS_MIN <= cs <= _CS_MAX:
             raise self.fail(f"cell state scale 2^{cs} is outside what the integer kernel can represent "
                             f"(2^{_CS_MIN} .. 2^{_CS_MAX})")
 
-        cell_clip = float(op.options.get("cell_clip", 0.0))
-        if not math.isfinite(cell_clip) or cell_clip < 0:
-            raise self.fail(f"cell_clip must be finite and >= 0, is {cell_clip}")
-        # static_cast<int16_t>(min(max(double(clip) / double(scale), -32768), 32767)): truncation
-        clip_q = int(min(max(float(np.float32(cell_clip)) / float(s_c), -32768.0), 32767.0)) if cell_clip > 0 else 0
+        # Clipping is on when the float cell_clip is > 0; a negative or NaN clip is no clip (the
+        # tflite-micro build runs it: its Prepare has no cell_clip >= 0 check, tests/test_tflm.py).
+        # The bound is static_cast<int16_t>(min(max(double(clip) / double(scale), -32768), 32767)):
+        # truncated, so a clip below one step of the cell scale clips every cell state to 0.
+        cell_clip = float(np.float32(op.options.get("cell_clip", 0.0)))
+        clipping = cell_clip > 0
+        clip_q = int(min(max(cell_clip / float(s_c), -32768.0), 32767.0)) if clipping else 0
 
         mults = np.zeros((4, 4), np.int64)
         for g, (wxt, wht) in enumerate(zip(t.wx, t.wh)):
@@ -187,11 +205,6 @@ class TFLMLSTM(LSTMKernel):
             mults[2, g], mults[3, g] = fc_multiplier(s_h, wht.quant.s, _F32_2_M12)
         fc_m, fc_s = mul_multiplier(_F32_2_M15, s_c, s_c)
         ig_m, ig_s = mul_multiplier(_F32_2_M15, _F32_2_M15, s_c)
-        hid_m, hid_s = mul_multiplier(_F32_2_M15, _F32_2_M15, s_h)
-
-        # tanh(c): 15 + cs integer bits down to the table's 3, by a left shift or a rounding right shift
-        shift = 12 + cs
-        tanh_mult, tanh_shift = (0, shift) if shift >= 0 else (3, -shift)
 
         gates = fuse_gates([self.constant(w).astype(np.int64) - w.quant.zp for w in t.wx],
                            [self.constant(w).astype(np.int64) - w.quant.zp for w in t.wh],
@@ -199,6 +212,5 @@ class TFLMLSTM(LSTMKernel):
         return LSTMRecord(
             gates=gates,
             activations=ActivationTables(sigmoid=fp.lut_table("logistic"), tanh=fp.lut_table("tanh")),
-            cell=CellParams(fc_mult=fc_m, fc_shift=fc_s, ig_mult=ig_m, ig_shift=ig_s, clip=clip_q),
-            hidden=HiddenParams(tanh_c=fp.lut_table("tanh", tanh_mult, tanh_shift), tanh_c_mult=tanh_mult,
-                                tanh_c_shift=tanh_shift, mult=hid_m, shift=hid_s, zp=z_h))
+            cell=CellParams(fc_mult=fc_m, fc_shift=fc_s, ig_mult=ig_m, ig_shift=ig_s, clipping=clipping, clip=clip_q),
+            hidden=hidden_params(cs, s_h, z_h))
