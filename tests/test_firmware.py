@@ -10,6 +10,8 @@ scripts/test.sh installs).
 - The op-level zoo models TFLite Micro runs (several inputs/outputs, transposes, slices,
   convolutions, pooling, reductions, softmax...), on the host; those it cannot run (asked of the
   real interpreter) are refused by the tflm flavour and the generator.
+- The LSTM at the edges of TFLM's prepare (a cell scale next to 2^(k + 1/2), a cell clip below one
+  step of the cell scale): host C and the Cortex-M4 build equal the tflm flavour and TFLite Micro.
 - What the generator cannot do is refused with an error naming the op.
 - The memory planner never overlaps live buffers; the library calls no malloc and no float helper.
 """
@@ -33,7 +35,7 @@ from edgelstm.firmware_sim import TARGETS, default_inputs, firmware
 from edgelstm.firmware_sim import build, codegen
 from edgelstm.references import available, get_reference
 from edgelstm.tflite_reader import read_model
-from test_tflm import TFLM_CANNOT_RUN, ZOO_TFLM
+from test_tflm import CELL_SCALE_EDGES, TFLM_CANNOT_RUN, ZOO_TFLM, lstm_edge_model
 from tflite_build import T, single_op_model
 
 TOOLS = ("gcc", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm")
@@ -144,6 +146,29 @@ def test_big_model_refused_on_small_board(tmp_path):
     """wide_h300's 370 KB of weights do not fit the micro:bit's 256 KB flash: the link says so."""
     with pytest.raises(edgelstm.EdgeLSTMError, match="overflow|will not fit|region"):
         firmware(zoo.build("wide_h300"), target="cortex-m0plus", out=tmp_path)
+
+
+# -- the LSTM at the edges of TFLM's prepare ------------------------------------------------------------------
+def test_lstm_cell_scale_next_to_2_to_the_k_plus_half(tmp_path):
+    """The cell-state exponent is TFLM's CheckedLog2 (-13 here; round(log2) says -12): the C takes
+    the tanh(c) scaling from the flavour's record and equals TFLite Micro on host and Cortex-M4."""
+    scale, _ = CELL_SCALE_EDGES["just above 2^-12.5"]
+    rep = firmware(lstm_edge_model(cell_scale=scale), target="cortex-m4", out=tmp_path)
+    _check_report(rep, "cortex-m4")
+
+
+def test_lstm_cell_clip_below_one_step(tmp_path):
+    """A positive cell_clip whose quantized bound truncates to 0 still clips (every cell state to 0),
+    in TFLite Micro and in the C (cell_clipping set, cell_clip 0); the clip changes the outputs."""
+    data = lstm_edge_model(cell_clip=1e-6)
+    rep = firmware(data, target="cortex-m4", out=tmp_path)
+    _check_report(rep, "cortex-m4")
+    model_c = (tmp_path / "lib" / "model.c").read_text()
+    assert re.search(r"\.cell_clipping = 1,\s*\.cell_clip = 0,", model_c)
+    samples = default_inputs(edgelstm.load(data, flavor="tflm"))
+    unclipped = get_reference("tflm", lstm_edge_model(cell_clip=0.0))
+    assert not np.array_equal(np.load(tmp_path / "outputs.npy"),
+                              np.stack([unclipped.run(xs, reset=True)[0] for xs in samples]))
 
 
 # -- the op-level models ---------------------------------------------------------------------------------------

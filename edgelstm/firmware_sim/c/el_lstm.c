@@ -105,7 +105,7 @@ static void el_lstm_gates(const el_lstm_params *p, const int8_t *x, const int8_t
 /* The cell and hidden updates of one step, all cells (gates in Q0.15 after the activations). */
 __attribute__((noinline)) static void el_lstm_cell_hidden(const el_lstm_params *p, const int16_t *gates, int8_t *h,
                                                           int16_t *c) {
-    const int32_t n = p->n_cell, clip = p->cell_clip, hid_zp = p->hid_zp;
+    const int32_t n = p->n_cell, clipping = p->cell_clipping, clip = p->cell_clip, hid_zp = p->hid_zp;
     const int32_t tc_mult = p->tanh_c_mult, tc_shift = p->tanh_c_shift;
     const el_qm fc_q = el_qm_of(p->fc_m, p->fc_s), ig_q = el_qm_of(p->ig_m, p->ig_s), hid_q = el_qm_of(p->hid_m, p->hid_s);
     for (int32_t j = 0; j < n; j++) {
@@ -116,7 +116,7 @@ __attribute__((noinline)) static void el_lstm_cell_hidden(const el_lstm_params *
         const int32_t fc = el_sat16(el_qm_apply(&fc_q, f_g * c[j]));
         const int32_t ig = el_sat16(el_qm_apply(&ig_q, i_g * c_g));
         int32_t v = el_sat16(fc + ig);
-        if (clip > 0) v = v > clip ? clip : (v < -clip ? -clip : v);
+        if (clipping) v = v > clip ? clip : (v < -clip ? -clip : v);
         c[j] = (int16_t)v;
         const int32_t t = el_lut_tanh(el_lut_scale(v, tc_mult, tc_shift));
         h[j] = (int8_t)el_sat8(el_qm_apply(&hid_q, t * o_g) + hid_zp);

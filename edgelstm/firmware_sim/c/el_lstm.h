@@ -15,7 +15,8 @@ typedef struct {
     int32_t mh[4], sh[4];        /* recurrent fully-connected multiplier and shift per gate */
     int32_t fc_m, fc_s;          /* f * c -> cell scale */
     int32_t ig_m, ig_s;          /* i * g -> cell scale */
-    int32_t cell_clip;           /* 0: no clip */
+    int32_t cell_clipping;       /* TFLM's float cell_clip > 0: clip to +-cell_clip, even a bound of 0 */
+    int32_t cell_clip;           /* int16(cell_clip / cell scale), truncated */
     int32_t hid_m, hid_s, hid_zp;    /* o * tanh(c) -> hidden state */
     int32_t tanh_c_mult, tanh_c_shift;  /* cell state -> the table's Q3.12 input */
 } el_lstm_params;

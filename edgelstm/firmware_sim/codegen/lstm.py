@@ -38,7 +38,7 @@ def lower_lstm(ctx: Lowering, k: TFLMLSTM) -> None:
         "time_major": int(k.time_major), "wide_weights": int(wide), "wx": wx_n, "wh": wh_n,
         "bx": bx_n, "bh": bh_n, "mx": gp.x_mult, "sx": gp.x_shift, "mh": gp.h_mult, "sh": gp.h_shift,
         "fc_m": cell.fc_mult, "fc_s": cell.fc_shift, "ig_m": cell.ig_mult, "ig_s": cell.ig_shift,
-        "cell_clip": cell.clip, "hid_m": hid.mult, "hid_s": hid.shift, "hid_zp": hid.zp,
+        "cell_clipping": int(cell.clipping), "cell_clip": cell.clip, "hid_m": hid.mult, "hid_s": hid.shift, "hid_zp": hid.zp,
         "tanh_c_mult": tanh_mult, "tanh_c_shift": tanh_shift,
     }
     ps = ctx.em.struct(base, "el_lstm_params", fields)
