@@ -32,6 +32,7 @@ if "NUMBA_CACHE_DIR" not in os.environ:  # before anything imports numba
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # this working tree's edgelstm, whatever pip installed
 from run import GRIDS, build_models, interleaved_us  # noqa: E402
 
 
