@@ -69,7 +69,8 @@ def _c_float_fn(name: str, fallback: _FloatFn) -> _FloatFn:
     return lambda x: np.array([fn(float(v)) for v in x], dtype=np.float32)
 
 
-_expf = _c_float_fn("expf", np.exp)
+#: libm's expf on each value of a float32 vector (the softmax of flavour tflite-runtime uses it too)
+expf = _c_float_fn("expf", np.exp)
 _tanhf = _c_float_fn("tanhf", np.tanh)
 
 
@@ -110,7 +111,7 @@ def float_lut(input_scale: float, input_zp: int, output_scale: float, output_zp:
 
 def _logistic_f32(x: np.ndarray) -> np.ndarray:
     # 1.0f / (1.0f + expf(-x)), every step in float32
-    return _f32(1.0) / (_f32(1.0) + _expf(-x))
+    return _f32(1.0) / (_f32(1.0) + expf(-x))
 
 
 # -- integer tables --------------------------------------------------------------------------------

@@ -12,6 +12,11 @@ added for them. The accumulator is int32 and wraps. Differences between the two 
 enforces and we mirror: CONV_2D needs a bias and zero weight zero points and supports grouped
 convolution; DEPTHWISE_CONV_2D may omit the bias, ignores the weights' zero points, and takes its
 depth multiplier from the shapes (the option field is not read).
+
+tflite-runtime 2.14's default interpreter (`TFLiteRuntimeConv2D`) runs the optimized CONV_2D: the same
+multipliers, applied by ruy, whose x86 kernels round the final shift's ties toward +inf (ops/ruy.py);
+a grouped convolution still goes to the reference kernel there, and its DEPTHWISE_CONV_2D rounds like
+the reference one (both measured).
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ from numba import njit
 from ..errors import InputError
 from ..fixedpoint import mbqm, quantize_multiplier, wrap32
 from .base import OpKernel, activation_range, register
+from .flavor import TFLITE_RUNTIME
+from .ruy import mbqm_ties_up
 
 _jit = njit(cache=True, nogil=True)
 
@@ -32,16 +39,20 @@ _INT16_MAX = 32767
 
 
 @_jit
-def _requant(acc, bias, mult, shift, out_zp, act_min, act_max):
-    v = mbqm(wrap32(acc + bias), mult, shift)
+def _requant(acc, bias, mult, shift, ties_up, out_zp, act_min, act_max):
+    if ties_up:
+        v = mbqm_ties_up(wrap32(acc + bias), mult, shift)
+    else:
+        v = mbqm(wrap32(acc + bias), mult, shift)
     v = max(wrap32(v + out_zp), act_min)
     return min(v, act_max)
 
 
 @_jit
-def _conv_int8(x, w, bias, mult, shift, in_off, out_zp, act_min, act_max,
+def _conv_int8(x, w, bias, mult, shift, ties_up, in_off, out_zp, act_min, act_max,
                stride_h, stride_w, dil_h, dil_w, pad_h, pad_w, out):
-    """Grouped 2-D convolution; x [N, H, W, Cin], w [Cout, KH, KW, Cin/groups], out [N, OH, OW, Cout]."""
+    """Grouped 2-D convolution; x [N, H, W, Cin], w [Cout, KH, KW, Cin/groups], out [N, OH, OW, Cout];
+    ties_up selects ruy's requantization (ops/ruy.py) over MultiplyByQuantizedMultiplier."""
     n_b, in_h, in_w, in_c = x.shape
     n_o, k_h, k_w, k_c = w.shape
     out_h, out_w = out.shape[1], out.shape[2]
@@ -64,7 +75,7 @@ def _conv_int8(x, w, bias, mult, shift, in_off, out_zp, act_min, act_max,
                                 continue
                             for c in range(k_c):
                                 acc += w[o, ky, kx, c] * (x[b, iy, ix, c0 + c] + in_off)
-                    out[b, oy, ox, o] = _requant(acc, bias[o], mult[o], shift[o], out_zp, act_min, act_max)
+                    out[b, oy, ox, o] = _requant(acc, bias[o], mult[o], shift[o], ties_up, out_zp, act_min, act_max)
 
 
 def _c_div(a: int, b: int) -> int:
@@ -91,7 +102,8 @@ class ConvRecord:
     """The prepared parameters of one convolution, both ops in grouped form (what the eval and the
     firmware generator read): with groups = in_c // k_c, output channel o reads the k_c input
     channels from (o // (n_out // groups)) * k_c on, and
-    y[b, oy, ox, o] = clamp(wrap32(out_zp + MBQM(wrap32(acc + bias[o]), mult[o], shift[o])), act_min, act_max),
+    y[b, oy, ox, o] = clamp(wrap32(out_zp + MBQM(wrap32(acc + bias[o]), mult[o], shift[o])), act_min, act_max)
+    (MBQM with the final shift's ties toward +inf if ties_upward),
     acc = sum over the taps inside the input of w[o, ky, kx, c] * (x[b, iy, ix, c0 + c] + in_off),
     iy = oy * stride_h - pad_h + dil_h * ky (likewise ix); the output size and padding come from
     `ConvKernel.geometry(input shape)`."""
@@ -107,6 +119,7 @@ class ConvRecord:
     stride: tuple[int, int]  # (h, w)
     dilation: tuple[int, int]  # (h, w)
     padding: str  # "SAME" or "VALID"
+    ties_upward: bool = False  # ruy's requantization (ops/ruy.py) instead of MBQM
 
 
 class ConvKernel(OpKernel):
@@ -115,6 +128,8 @@ class ConvKernel(OpKernel):
     `geometry(input shape)` the output shape and padding."""
 
     depthwise = False
+    #: requantize as ruy does (ops/ruy.py); a subclass may decide per model in prepare()
+    ties_upward = False
 
     def prepare(self) -> None:
         n_in = (2, 3) if self.depthwise else (3,)
@@ -205,7 +220,7 @@ class ConvKernel(OpKernel):
     @property
     def record(self) -> ConvRecord:
         return ConvRecord(self.w, self.bias, self.mult, self.shift, self.in_off, self.out_zp, self.act_min,
-                          self.act_max, self.stride, self.dilation, self.padding)
+                          self.act_max, self.stride, self.dilation, self.padding, self.ties_upward)
 
     def geometry(self, shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int, int]:
         """(output shape, pad_h, pad_w) for an input shape, validated against the declared output."""
@@ -247,7 +262,8 @@ class ConvKernel(OpKernel):
         x = inputs[0]
         out_shape, pad_h, pad_w = self._check_input(x)
         out = np.empty(out_shape, dtype=np.int8)
-        _conv_int8(np.ascontiguousarray(x), self.w, self.bias, self.mult, self.shift, self.in_off, self.out_zp,
+        _conv_int8(np.ascontiguousarray(x), self.w, self.bias, self.mult, self.shift, self.ties_upward, self.in_off,
+                   self.out_zp,
                    self.act_min, self.act_max, self.stride[0], self.stride[1], self.dilation[0], self.dilation[1],
                    pad_h, pad_w, out)
         return [out]
@@ -275,3 +291,13 @@ class Conv2D(ConvKernel):
 @register("DEPTHWISE_CONV_2D")
 class DepthwiseConv2D(ConvKernel):
     depthwise = True
+
+
+@register("CONV_2D", flavor=TFLITE_RUNTIME)
+class TFLiteRuntimeConv2D(Conv2D):
+    """tflite-runtime 2.14's CONV_2D: ruy's requantization, except for a grouped convolution, which
+    its conv.cc hands to the reference kernel."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.ties_upward = self.w.shape[3] == self.in_c

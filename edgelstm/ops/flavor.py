@@ -6,8 +6,10 @@ differs from its parent on a few ops lists only those (TFLite Micro differs from
 Kernels never ask which flavour they are in: where two interpreters compute an op differently,
 there are two kernel classes, each registered in its flavour's table.
 
-Built in: "tflite" (LiteRT's builtin reference kernels) and "tflm" (TFLite Micro's reference
-kernels, parent "tflite"). `Flavor.derive` makes a new one from an existing one, e.g. in a test:
+Built in: "tflite" (LiteRT's builtin reference kernels), "tflm" (TFLite Micro's reference kernels,
+parent "tflite") and "tflite-runtime" (what the frozen tflite-runtime 2.14 interpreter computes by
+default on x86-64: its builtin optimized kernels, parent "tflite"). `Flavor.derive` makes a new one
+from an existing one, e.g. in a test:
 
     mine = edgelstm.flavor("tflm").derive("mine", kernels={"FULLY_CONNECTED": MyFullyConnected})
     edgelstm.load(path, flavor=mine)
@@ -138,8 +140,18 @@ TFLM = Flavor("tflm", Policy(runtime="TFLite Micro", reference="tflm", static_sh
               description="TFLite Micro reference kernels")
 # Ops edgelstm runs for LiteRT that TFLite Micro's op resolver has no kernel for.
 TFLM.lacks("REDUCE_PROD", "RELU_N1_TO_1", "RELU_0_TO_1")
+# `tflite_runtime.interpreter.Interpreter(model_path)` with its default settings: the builtin
+# optimized kernels (of an int8 model, the XNNPACK delegate it applies by default takes only
+# TRANSPOSE, which moves bytes). They differ from the reference kernels in FULLY_CONNECTED and
+# CONV_2D (ruy's requantization), SOFTMAX (a float32 table of exps), 4-D MEAN over height and
+# width, and float32 -> int8 QUANTIZE (divides in double); the kernels registered for this flavour
+# say how. Measured on x86-64; ruy rounds differently on arm64.
+TFLITE_RUNTIME = Flavor("tflite-runtime", Policy(runtime="tflite-runtime 2.14", reference="tflite-runtime"),
+                        parent=TFLITE, description="tflite-runtime 2.14's default interpreter (builtin "
+                        "optimized kernels, x86-64)")
 
-_FLAVORS: dict[str, Flavor] = {TFLITE.name: TFLITE, TFLM.name: TFLM}
+_BUILTIN = (TFLITE, TFLM, TFLITE_RUNTIME)
+_FLAVORS: dict[str, Flavor] = {f.name: f for f in _BUILTIN}
 
 
 def register_flavor(flavor: Flavor) -> Flavor:
@@ -152,7 +164,7 @@ def register_flavor(flavor: Flavor) -> Flavor:
 
 def unregister_flavor(name: str) -> None:
     """Forget a registered flavour (the built-in ones stay)."""
-    if name in (TFLITE.name, TFLM.name):
+    if name in (f.name for f in _BUILTIN):
         raise ValueError(f"the built-in flavor {name!r} cannot be unregistered")
     _FLAVORS.pop(name, None)
 

@@ -13,6 +13,12 @@ weight's bias scale must agree with s_in * s_w within 2% of s_out or Prepare fai
 
 TFLite Micro (`TFLMFullyConnected`) keeps the fixed-point multiplier: MultiplyByQuantizedMultiplier,
 with the multipliers of its `prepare_requantization`; the rest (weight offsets, wrap-around, bias check) is the same.
+
+tflite-runtime 2.14's default interpreter (`TFLiteRuntimeFullyConnected`) runs the optimized kernel:
+the fixed-point multipliers of double(s_in) * double(s_w) / double(s_out) for per-channel weights, but
+of double(float32(s_in * s_w)) / double(s_out) for per-tensor ones (its GetQuantizedConvolutionMultipler
+still multiplies the two float32 scales in float32; measured), applied by ruy, whose x86 kernels round
+the final shift's ties toward +inf (ops/ruy.py).
 """
 from __future__ import annotations
 
@@ -26,18 +32,20 @@ from numba import njit
 from ..errors import InputError
 from ..fixedpoint import mbqm, quantize_multiplier, round_half_away, wrap32, x86_double_to_int32
 from .base import OpKernel, activation_range, legacy_params, register, shape_fits
-from .flavor import TFLM
+from .flavor import TFLITE_RUNTIME, TFLM
+from .ruy import mbqm_ties_up
 
 _jit = njit(cache=True, nogil=True)
 
 
 # -- the arithmetic -----------------------------------------------------------------------------
 @_jit
-def _fc_int8(x, w, bias, eff, mult, shift, fixed_point, out_zp, act_min, act_max, out):
+def _fc_int8(x, w, bias, eff, mult, shift, fixed_point, ties_up, out_zp, act_min, act_max, out):
     """out[b, u] = clamp(out_zp + requantize(wrap32(sum_d w[u, d] * x[b, d] + bias[u]))).
 
     Requantization: LiteRT's reference kernel rounds acc * eff[u] in double; TFLite Micro
-    (fixed_point) uses MultiplyByQuantizedMultiplier(acc, mult[u], shift[u]). `w` already holds
+    (fixed_point) uses MultiplyByQuantizedMultiplier(acc, mult[u], shift[u]), and ruy (fixed_point
+    and ties_up) the same multiplier with the final shift's ties toward +inf. `w` already holds
     the weights plus their offset and `bias` the input offset folded in (both exact modulo 2^32,
     which is all int32 wrap-around preserves)."""
     n_b, depth = x.shape
@@ -48,7 +56,9 @@ def _fc_int8(x, w, bias, eff, mult, shift, fixed_point, out_zp, act_min, act_max
             for d in range(depth):
                 acc += w[u, d] * x[b, d]
             acc = wrap32(acc + bias[u])
-            if fixed_point:
+            if fixed_point and ties_up:
+                v = mbqm_ties_up(acc, mult[u], shift[u])
+            elif fixed_point:
                 v = mbqm(acc, mult[u], shift[u])
             else:
                 v = x86_double_to_int32(round_half_away(float(acc) * eff[u]))
@@ -62,8 +72,8 @@ class FCRecord:
     """The prepared parameters of one FULLY_CONNECTED (what the eval and the firmware generator
     read): for each row b of the input seen as [rows, depth] and each unit u,
     y[b, u] = clamp(out_zp + requantize(wrap32(sum_d w[u, d] * x[b, d] + bias[u])), act_min, act_max),
-    where requantize is MultiplyByQuantizedMultiplier(acc, mult[u], shift[u]) if fixed_point, else
-    round-half-away(acc * eff[u]) in double."""
+    where requantize is MultiplyByQuantizedMultiplier(acc, mult[u], shift[u]) if fixed_point (with
+    the final shift's ties toward +inf if also ties_upward), else round-half-away(acc * eff[u]) in double."""
 
     units: int
     depth: int
@@ -77,6 +87,7 @@ class FCRecord:
     out_zp: int
     act_min: int
     act_max: int
+    ties_upward: bool = False  # ruy's final rounding shift (only with fixed_point)
 
 
 @register("FULLY_CONNECTED")
@@ -86,6 +97,7 @@ class FullyConnected(OpKernel):
 
     optional_inputs = frozenset({2})
     FIXED_POINT_REQUANT = False
+    TIES_UPWARD = False
 
     def prepare(self) -> None:
         self.expect_counts((2, 3), 1)
@@ -158,7 +170,7 @@ class FullyConnected(OpKernel):
     @property
     def record(self) -> FCRecord:
         return FCRecord(self.units, self.depth, self.keep_num_dims, self.w, self.bias, self.FIXED_POINT_REQUANT,
-                        self.eff, self.mult, self.shift, self.out_zp, self.act_min, self.act_max)
+                        self.eff, self.mult, self.shift, self.out_zp, self.act_min, self.act_max, self.TIES_UPWARD)
 
     def output_shape(self, in_shape: tuple[int, ...], from_graph: bool = False) -> tuple[tuple[int, ...], int]:
         """(output shape, rows) for an input shape; raises if they do not fit the weights."""
@@ -199,8 +211,8 @@ class FullyConnected(OpKernel):
         out_shape, rows = self._check_input(x)
         x2 = np.ascontiguousarray(x).reshape(rows, self.depth)
         out = np.empty((rows, self.units), dtype=np.int8)
-        _fc_int8(x2, self.w, self.bias, self.eff, self.mult, self.shift, self.FIXED_POINT_REQUANT, self.out_zp,
-                 self.act_min, self.act_max, out)
+        _fc_int8(x2, self.w, self.bias, self.eff, self.mult, self.shift, self.FIXED_POINT_REQUANT, self.TIES_UPWARD,
+                 self.out_zp, self.act_min, self.act_max, out)
         return [out.reshape(out_shape)]
 
     def macs(self, inputs: list[Optional[np.ndarray]]) -> int:
@@ -214,12 +226,31 @@ class TFLMFullyConnected(FullyConnected):
 
     def prepare_requantization(self, s_in: float, w_scales: list[float], s_out: float) -> None:
         """TFLite Micro requantizes with MultiplyByQuantizedMultiplier, multipliers from
-        double(s_in) * double(s_w) / double(s_out), per channel or per tensor alike (measured: the
-        per-tensor product is not rounded to float32 first, whatever kernel_util.cc suggests)."""
-        reals = [float(s_in) * float(sw) / float(s_out) for sw in w_scales]
+        `real_multipliers`."""
+        reals = self.real_multipliers(s_in, w_scales, s_out)
         ms = [quantize_multiplier(r) for r in reals]
         if any(sh > 30 for _, sh in ms):
             raise self.fail(f"input x weight / output scale ratio {max(reals):.3g} is too large to requantize "
                             "in int32")
         self.mult = np.array([m for m, _ in ms], np.int64)
         self.shift = np.array([sh for _, sh in ms], np.int64)
+
+    def real_multipliers(self, s_in: float, w_scales: list[float], s_out: float) -> list[float]:
+        """double(s_in) * double(s_w) / double(s_out), per channel or per tensor alike (measured: the
+        per-tensor product is not rounded to float32 first, whatever kernel_util.cc suggests)."""
+        return [float(s_in) * float(sw) / float(s_out) for sw in w_scales]
+
+
+@register("FULLY_CONNECTED", flavor=TFLITE_RUNTIME)
+class TFLiteRuntimeFullyConnected(TFLMFullyConnected):
+    """tflite-runtime 2.14's optimized FULLY_CONNECTED: fixed-point multipliers, applied by ruy."""
+
+    TIES_UPWARD = True
+
+    def real_multipliers(self, s_in: float, w_scales: list[float], s_out: float) -> list[float]:
+        """TFLite Micro's, except that a per-tensor weight scale is multiplied by the input scale in
+        float32 first: one ulp of that product moves the multiplier by up to ~100, enough to flip an
+        output within 1e-7 of a rounding boundary (seen: 1 element in 77,000)."""
+        if not self.input(1).quant.per_tensor:
+            return super().real_multipliers(s_in, w_scales, s_out)
+        return [float(np.float32(s_in) * np.float32(sw)) / float(s_out) for sw in w_scales]

@@ -9,6 +9,11 @@ Float arithmetic, exactly as the C++ does it:
 - int8 -> int8 (Requantize): multiplier from double(s_in) / double(s_out), one
   MultiplyByQuantizedMultiplier of (q - zp_in), plus zp_out, clamped.
 - int8 -> float32 (Dequantize): double(scale) * (q - zp), rounded once to float32.
+
+tflite-runtime 2.14's default interpreter (`TFLiteRuntimeQuantize`) runs the optimized float32 -> int8
+kernel, which holds the scale as a double and so divides in double: a value whose float32 quotient
+rounds to an exact half (e.g. -96.49999734 -> -96.5) lands one step apart (measured). Its other two
+conversions are the reference ones.
 """
 from __future__ import annotations
 
@@ -19,12 +24,13 @@ from numba import njit
 
 from ..fixedpoint import mbqm, quantize_multiplier, round_half_away, wrap32, x86_double_to_int32
 from .base import OpKernel, check_array, register, signatures_agree
+from .flavor import TFLITE_RUNTIME
 
 
 @njit(cache=True, nogil=True)
 def _affine_quantize(x, scale, zero_point, out):
     for i in range(x.size):
-        q = x[i] / scale  # float32 / float32 stays float32 in Numba, as in the C++
+        q = x[i] / scale  # float32 / float32 stays float32 in Numba, as in the C++ (float64 scale: double)
         # static_cast<int32_t>(std::round(q)), with x86's out-of-range (and NaN) result
         v = wrap32(x86_double_to_int32(round_half_away(np.float64(q))) + zero_point)
         out[i] = min(max(v, -128), 127)
@@ -65,7 +71,7 @@ class Quantize(_UnaryKernel):
     """float32 -> int8 (`from_float`) or int8 -> int8 requantization.
 
     Parameters (read by the eval and the firmware generator): `zp_out`, the output zero point;
-    from float, `scale_out` (float32); from int8, `zp_in`, `mult` and `shift`:
+    from float, `scale_out` (float32; a float64 divides in double); from int8, `zp_in`, `mult` and `shift`:
     y = clamp(MBQM(x - zp_in, mult, shift) + zp_out, -128, 127)."""
 
     def prepare(self) -> None:
@@ -91,6 +97,16 @@ class Quantize(_UnaryKernel):
         else:
             _requantize(x.reshape(-1), self.zp_in, self.mult, self.shift, self.zp_out, out.reshape(-1))
         return [out]
+
+
+@register("QUANTIZE", flavor=TFLITE_RUNTIME)
+class TFLiteRuntimeQuantize(Quantize):
+    """tflite-runtime 2.14's optimized QUANTIZE: float32 -> int8 divides by the scale in double."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.from_float:
+            self.scale_out = np.float64(self.scale_out)
 
 
 @register("DEQUANTIZE")

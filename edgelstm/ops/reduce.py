@@ -17,6 +17,12 @@ as *uint8*, so BUILTIN_REF's result is wrong for any negative value and is no gr
 with. MEAN reaches reference_ops::QuantizedMeanOrSum another way, with the right type.
 TFLite Micro's SUM calls QuantizedMeanOrSum with int8 (and without the 1/n), so flavor="tflm" runs
 int8 SUM; its MEAN and REDUCE_MAX are the same code as LiteRT's.
+
+tflite-runtime 2.14's default interpreter (`TFLiteRuntimeMean`) sends a 4-D keep_dims MEAN whose axis
+tensor holds exactly 1 and 2 to its optimized kernel (optimized_integer_ops::Mean): the raw sum times
+the fixed-point multiplier of float32 s_in / (n * s_out), plus a bias out_zp - int(in_zp * s_in / s_out
++- 0.5) computed in float32. Every other MEAN is QuantizedMeanOrSum as above, also with identical input
+and output quantization (measured, like the rest).
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from numba import njit
 
 from ..fixedpoint import mbqm, quantize_multiplier, wrap32
 from .base import OpKernel, register, resolve_axes
-from .flavor import TFLM
+from .flavor import TFLITE_RUNTIME, TFLM
 
 _jit = njit(cache=True, nogil=True)
 
@@ -42,6 +48,17 @@ def _mean_rows(x, n, zp_in, multiplier, shift, zp_out, out):
             acc += np.int64(x[i, j])
         shifted = wrap32(wrap32(acc) - zp_in * n)
         v = wrap32(mbqm(shifted, multiplier, shift) + zp_out)
+        out[i] = min(max(v, -128), 127)
+
+
+@_jit
+def _hw_mean_rows(x, multiplier, shift, bias, out):
+    """tflite-runtime's 4-D mean over height and width: clamp(MBQM(sum(x[i]), multiplier, shift) + bias)."""
+    for i in range(x.shape[0]):
+        acc = 0
+        for j in range(x.shape[1]):
+            acc += np.int64(x[i, j])
+        v = mbqm(wrap32(acc), multiplier, shift) + bias
         out[i] = min(max(v, -128), 127)
 
 
@@ -160,3 +177,44 @@ class Reduce(OpKernel):
 @register("SUM", flavor=TFLM)
 class TFLMReduce(Reduce):
     INT8_SUM = True  # QuantizedMeanOrSum with int8, without the 1/n
+
+
+@register("MEAN", flavor=TFLITE_RUNTIME)
+class TFLiteRuntimeMean(Reduce):
+    """MEAN as tflite-runtime 2.14's optimized reduce.cc dispatches it (module docstring);
+    `height_width` says whether this one takes its 4-D kernel."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        raw_axes = [int(a) for a in np.ravel(self.input(1).data)]
+        # the kernel is picked from the axis tensor as stored, so [-3, -2] does not take it
+        self.height_width = self.rank == 4 and self.keep_dims and sorted(raw_axes) == [1, 2]
+        if self.height_width:
+            s_in, _ = self.per_tensor_quant(self.input(0))
+            s_out, _ = self.per_tensor_quant(self.output(0))
+            self.s_in, self.s_out = np.float32(s_in), np.float32(s_out)
+            t = np.float32(self.zp_in) * self.s_in / self.s_out  # float32 throughout, as the C++
+            t = t + np.float32(0.5) if t > 0 else t - np.float32(0.5)
+            self.hw_bias = self.zp_out - int(t)
+
+    def height_width_requant(self, n: int) -> tuple[int, int]:
+        """(multiplier, shift) of the 4-D kernel for a sum over n = height * width elements."""
+        real = self.s_in / (np.float32(n) * self.s_out)
+        m, e = quantize_multiplier(float(real))
+        return int(m), int(e)
+
+    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        if not self.height_width:
+            return super().run(inputs)
+        x = inputs[0]
+        sig = self.input(0).shape_signature
+        if x is None or x.dtype != np.int8 or x.ndim != 4 or any(s >= 0 and s != d for s, d in zip(sig, x.shape)):
+            raise self.fail(f"expects an int8 input of shape {list(sig)}, got "
+                            f"{None if x is None else (x.dtype, x.shape)}")
+        n, h, w, c = x.shape
+        rows = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(n * c, h * w)
+        out = np.zeros(n * c, dtype=np.int8)  # an empty input leaves 0, as the reference does
+        if h * w:
+            mult, shift = self.height_width_requant(h * w)
+            _hw_mean_rows(rows, mult, shift, self.hw_bias, out)
+        return [out.reshape(n, 1, 1, c)]

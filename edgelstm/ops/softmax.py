@@ -15,6 +15,16 @@ be exactly 1/256 instead of within 0.1% of it.
 
 The exp of a difference depends only on the difference (0..255 for int8), so prepare tabulates it.
 The int32 gemmlowp functions it needs live in edgelstm.fixedpoint, next to their int16 versions.
+
+tflite-runtime 2.14's default interpreter (`TFLiteRuntimeSoftmax`) runs the optimized kernel
+instead, which is float32 arithmetic on a table of exps (optimized_ops::Softmax with
+PopulateSoftmaxLookupTable; measured bit-exact on x86-64):
+
+* prepare: table[255 - v] = expf(-input_scale * beta * v) for v = 0..255, in float32 with libm's
+  expf, so the exp of a difference d = max(row) - x is table[255 - d];
+* per row: the sum of the row's table entries, added in float32 from left to right; inv =
+  1 / (sum * output_scale) in float32; each output = roundf(entry * inv) + output zero point
+  (halves away from zero), saturated to int8.
 """
 from __future__ import annotations
 
@@ -26,8 +36,9 @@ from numba import njit
 
 from ..fixedpoint import (exp_on_negative_values32, mbqm, one_over_one_plus_x32, quantize_multiplier, rdbp,
                           srdhm32)
+from .activations import expf
 from .base import OpKernel, register, signatures_agree
-from .flavor import TFLM
+from .flavor import TFLITE_RUNTIME, TFLM
 
 _SCALED_DIFF_INTEGER_BITS = 5  # the exp input is Q5.26
 _ACCUM_INTEGER_BITS = 12  # the sum of exps is Q12.19
@@ -139,3 +150,55 @@ class Softmax(OpKernel):
 @register("SOFTMAX", flavor=TFLM)
 class TFLMSoftmax(Softmax):
     OUTPUT_SCALE_TOLERANCE = np.float32(0.0)  # TFLite Micro compares the scale for equality
+
+
+@_jit
+def _softmax_rows_float(x, exp_table, out_scale, out_zp, out):
+    """The float32 softmax of each row of the int8 matrix x into out (see the module docstring)."""
+    rows, depth = x.shape
+    for i in range(rows):
+        row_max = -128
+        for c in range(depth):
+            row_max = max(row_max, np.int64(x[i, c]))
+        base = 255 - row_max
+        total = np.float32(0.0)
+        for c in range(depth):
+            total += exp_table[base + np.int64(x[i, c])]
+        inv = np.float32(1.0) / (total * out_scale)
+        for c in range(depth):
+            p = exp_table[base + np.int64(x[i, c])] * inv
+            # C roundf; a float32 converts to float64 exactly, so the halves stay exact
+            q = np.floor(abs(np.float64(p)) + 0.5)
+            y = np.int64(q if p >= 0 else -q) + out_zp
+            out[i, c] = min(max(y, -128), 127)
+
+
+@register("SOFTMAX", flavor=TFLITE_RUNTIME)
+class TFLiteRuntimeSoftmax(Softmax):
+    """tflite-runtime 2.14's optimized int8 SOFTMAX: float32 on a table of exps. The parent's
+    prepare() runs first for its checks (2.14 demands the same output quantization, 1/256 and -128).
+
+    Parameters: `float_exp_table`, float32 [256], table[255 - d] the exp of an input difference -d,
+    `out_scale` (float32) and `out_zp`."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        in_s, _ = self.per_tensor_quant(self.input(0))
+        out_s, self.out_zp = self.per_tensor_quant(self.output(0))
+        scale = -np.float32(in_s) * np.float32(self.op.options["beta"])
+        v = np.arange(256, dtype=np.float32)
+        self.float_exp_table = np.ascontiguousarray(expf(scale * v)[::-1])
+        self.float_exp_table.setflags(write=False)
+        self.out_scale = np.float32(out_s)
+
+    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        x = inputs[0]
+        if not isinstance(x, np.ndarray) or x.dtype != np.int8 or x.ndim < 1:
+            raise self.fail("expects an int8 input array with at least one dimension")
+        out = np.empty(x.shape, dtype=np.int8)
+        if x.size == 0:
+            return [out]
+        depth = x.shape[-1]
+        _softmax_rows_float(np.ascontiguousarray(x).reshape(-1, depth), self.float_exp_table, self.out_scale,
+                            self.out_zp, out.reshape(-1, depth))
+        return [out]
