@@ -92,6 +92,9 @@ def _print_verify_result(r: "VerifyResult") -> None:
         print("  first difference: only when state is carried across invocations")
     elif fm is not None:
         print(f"  first difference: sample {fm.sample}" + (f" ({r.detail})" if r.status == "ok" and r.detail else ""))
+    for name in r.matching_flavors:
+        print(f"  flavor {name} matches {ref} exactly on these inputs "
+              f"(edgelstm run --flavor {name}; edgelstm.load(..., flavor={name!r}))")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ next reference.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -50,7 +50,8 @@ class VerifyResult:
     "timed_out" (its process died or exceeded the time limit on input `failed_input`; `outputs`
     count what was compared before that), "unavailable" (it cannot run this model here; only from
     `verify_all`, `verify` raises ReferenceUnavailable). `detail` says what happened in words: the
-    failure, or why the first mismatch could not be located."""
+    failure, or why the first mismatch could not be located. After a mismatch, `matching_flavors`
+    names the other registered flavours that reproduce the reference exactly on the same inputs."""
 
     reference: dict
     samples: int
@@ -62,6 +63,7 @@ class VerifyResult:
     detail: Optional[str] = None
     failed_input: Optional[int] = None
     signal: Optional[int] = None
+    matching_flavors: list[str] = field(default_factory=list)
 
     @property
     def mismatched_elements(self) -> int:
@@ -195,13 +197,15 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
            inputs: Optional[list[list[np.ndarray]]] = None, samples: int = 8, seed: int = 0,
            time_steps: int = DEFAULT_TIME_STEPS, check_state: bool = True,
            progress: Optional[Callable[[int, int], None]] = None,
-           timeout: Optional[float] = DEFAULT_TIMEOUT_S) -> VerifyResult:
+           timeout: Optional[float] = DEFAULT_TIMEOUT_S, flavor: Optional[str] = None) -> VerifyResult:
     """Compare edgelstm with `reference` on the given (or generated) inputs.
 
-    The reference decides edgelstm's flavor: "tflm" (TFLite Micro) is compared with
-    `load(..., flavor="tflm")`, every other reference with the default flavor="tflite"; the result
+    The reference decides edgelstm's flavor unless `flavor` names one (`flavor_for`: "tflm" for
+    TFLite Micro, "tflite-runtime" for tflite-runtime, "tflite" for LiteRT and tf.lite); the result
     records which (`flavor`). TFLite Micro runs only the shapes stored in the model, so for it the
-    generated inputs of a dynamic model have those (usually a time length of 1).
+    generated inputs of a dynamic model have those (usually a time length of 1). When the outputs
+    differ, every other registered flavour is run on the same inputs too, and those that match the
+    reference exactly are listed in `matching_flavors`.
 
     With check_state, the samples are also run back to back without resetting the state, in both
     runtimes, so that state carried across invocations is compared too.
@@ -212,7 +216,7 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
     cannot load or run the model raises ReferenceUnavailable.
     """
     data = model_bytes(model_source)
-    flavor = flavor_for(reference)
+    flavor = flavor or flavor_for(reference)
     # the child loads its model while edgelstm loads (and compiles) its own
     with IsolatedReference(reference, bytes(data), timeout=timeout) as ref:
         model = load(data, flavor=flavor)
@@ -227,6 +231,8 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
             return _failed(result, exc, None)
         result.reference["version"] = ref.version
         first_bad: Optional[tuple[int, list[np.ndarray]]] = None
+        # every comparison made, so that other flavours can be checked against it after a mismatch
+        record: list[tuple[bool, list[np.ndarray], bool, list[np.ndarray]]] = []
         total = len(inputs) * (2 if check_state else 1)
         done = 0
         for pass_no in range(2 if check_state else 1):
@@ -249,6 +255,7 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
                         result.first_mismatch = FirstMismatch(first_bad[0], None, None, None, None)
                     return _failed(result, exc, s)
                 ours = ours if isinstance(ours, list) else [ours]
+                record.append((s == 0, xs, reset, theirs))
                 for d, a, b in zip(diffs, ours, theirs):
                     d.elements += a.size
                     if a.shape != b.shape:
@@ -270,7 +277,36 @@ def verify(model_source: Union[str, Path, bytes], reference: str = "litert",
                                                        timeout)
     elif any(d.mismatched_elements for d in diffs):
         result.first_mismatch = FirstMismatch(-1, None, None, None, None)  # only the carried-state pass differed
+    if not result.bit_exact:
+        result.matching_flavors = _flavors_matching(bytes(data), flavor, record)
     return result
+
+
+def _flavors_matching(data: bytes, used: str, record: list[tuple[bool, list[np.ndarray], bool, list[np.ndarray]]]
+                      ) -> list[str]:
+    """The registered flavours other than `used` whose outputs equal the reference's on every
+    recorded comparison (pass start, inputs, reset, reference outputs), run in the same order. A
+    flavour that refuses the model or the inputs (TFLite Micro's static shapes) does not match."""
+    from .ops import flavors
+
+    found = []
+    for fl in flavors():
+        if fl.name == used:
+            continue
+        try:
+            model = load(data, flavor=fl)
+            for starts_pass, xs, reset, theirs in record:
+                if starts_pass:
+                    model.reset()
+                ours = model.run(model.check_inputs(xs), reset=reset)
+                ours = ours if isinstance(ours, list) else [ours]
+                if any(a.shape != b.shape or np.any(unequal(a, b)) for a, b in zip(ours, theirs)):
+                    break
+            else:
+                found.append(fl.name)
+        except (ModelError, InputError):
+            continue
+    return found
 
 
 def _failed(result: VerifyResult, exc: ReferenceFailure, sample: Optional[int]) -> VerifyResult:
@@ -316,8 +352,8 @@ def _unavailable(name: str, exc: EdgeLSTMError) -> VerifyResult:
 
 def flavor_for(reference: str) -> str:
     """The edgelstm flavor whose arithmetic a reference interpreter runs: the first registered
-    flavour whose policy names that reference; the LiteRT one for the other TFLite interpreters
-    (tflite-runtime, tf.lite), which run LiteRT's kernels."""
+    flavour whose policy names that reference; the LiteRT one for a reference no flavour names
+    (tf.lite, TensorFlow's bundled copy of LiteRT's kernels)."""
     from .ops import flavors
 
     return next((f.name for f in flavors() if f.policy.reference == reference), "tflite")
