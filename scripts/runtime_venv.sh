@@ -4,11 +4,14 @@
 # without extras (no TensorFlow), then
 #   (a) the tests that need no TensorFlow (fixed-point primitives, tests/test_runtime_only.py), and
 #   (b) `edgelstm verify --against tflite-runtime --json` on every zoo model (inside
-#       test_runtime_only.py): bit-exact, except the FULLY_CONNECTED rounding listed there.
+#       test_runtime_only.py), i.e. flavour "tflite-runtime" against the default
+#       `Interpreter(model_path)`: bit-exact on all of them, as on every operator test model; and
+#       flavour "tflite" (LiteRT's reference kernels) shown to differ on the few models listed there.
 # The zoo models are converted by the MAIN environment (TensorFlow) and handed over as files.
 #
 #   bash scripts/runtime_venv.sh                 the whole job
-#   bash scripts/runtime_venv.sh --export DIR    only write every zoo model to DIR/NAME.tflite
+#   bash scripts/runtime_venv.sh --export DIR    only write every zoo model to DIR/NAME.tflite and
+#                                                the operator test models to DIR/ops/NAME.tflite
 #                                                (main environment; scripts/aarch64_emulated.sh uses it)
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,12 +24,23 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, sys.argv[1])
+import importlib.util  # noqa: E402
+
 import zoo  # noqa: E402
 
 out = Path(sys.argv[2])
-for name in zoo.names():
+models = zoo.names()
+for name in models:
     (out / f"{name}.tflite").write_bytes(zoo.build(name))
-print(f"exported {len(zoo.names())} zoo models")
+# the operator test models, registered by the tests/ops modules that define them
+for f in sorted((Path(sys.argv[1]) / "ops").glob("test_*.py")):
+    spec = importlib.util.spec_from_file_location(f"_export_{f.stem}", f)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+op_models = [n for n in zoo.names() if n not in models]
+(out / "ops").mkdir(exist_ok=True)
+for name in op_models:
+    (out / "ops" / f"{name}.tflite").write_bytes(zoo.build(name))
+print(f"exported {len(models)} zoo models and {len(op_models)} operator models (ops/)")
 EOF
   then
     cat "$1/.export.log" >&2
