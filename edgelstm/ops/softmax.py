@@ -131,16 +131,21 @@ class Softmax(OpKernel):
         _exp_table(self.exp_table, multiplier, left_shift, self.diff_min)
         self.exp_table.setflags(write=False)
 
-    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
-        x = inputs[0]
+    def rows(self, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(output, input rows, output rows): the softmax runs over the last axis, row by row."""
         if not isinstance(x, np.ndarray) or x.dtype != np.int8 or x.ndim < 1:
             raise self.fail("expects an int8 input array with at least one dimension")
         out = np.empty(x.shape, dtype=np.int8)
-        if x.size == 0:
-            return [out]
+        if x.size == 0:  # nothing to compute (and no row length to infer from)
+            return out, x, out
         depth = x.shape[-1]
-        rows = np.ascontiguousarray(x).reshape(-1, depth)
-        bad = _softmax_rows(rows, self.exp_table, out.reshape(-1, depth))
+        return out, np.ascontiguousarray(x).reshape(-1, depth), out.reshape(-1, depth)
+
+    def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
+        out, rows, out_rows = self.rows(inputs[0])
+        if out.size == 0:
+            return [out]
+        bad = _softmax_rows(rows, self.exp_table, out_rows)
         if bad >= 0:
             raise self.fail(f"row {bad} of the input sums to 512 or more in exp terms; LiteRT's reference "
                             f"kernel aborts on this (its output exponent exceeds 31)")
@@ -192,13 +197,7 @@ class TFLiteRuntimeSoftmax(Softmax):
         self.out_scale = np.float32(out_s)
 
     def run(self, inputs: list[Optional[np.ndarray]]) -> list[np.ndarray]:
-        x = inputs[0]
-        if not isinstance(x, np.ndarray) or x.dtype != np.int8 or x.ndim < 1:
-            raise self.fail("expects an int8 input array with at least one dimension")
-        out = np.empty(x.shape, dtype=np.int8)
-        if x.size == 0:
-            return [out]
-        depth = x.shape[-1]
-        _softmax_rows_float(np.ascontiguousarray(x).reshape(-1, depth), self.float_exp_table, self.out_scale,
-                            self.out_zp, out.reshape(-1, depth))
+        out, rows, out_rows = self.rows(inputs[0])
+        if out.size:
+            _softmax_rows_float(rows, self.float_exp_table, self.out_scale, self.out_zp, out_rows)
         return [out]
