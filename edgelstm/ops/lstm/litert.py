@@ -148,9 +148,11 @@ class LiteRTLSTM(LSTMKernel):
         if not -128 <= z4 <= 127:
             raise self.fail(f"intermediate 4 zero point {z4} is outside int8")
 
-        log2_c = math.log2(s_c)
-        cell_scale_log2 = int(round(log2_c))
-        if abs(log2_c - cell_scale_log2) > 1e-3:
+        if not (math.isfinite(s_c) and s_c > 0):
+            raise self.fail(f"cell state scale {s_c} must be positive")
+        # LiteRT's Prepare: CheckedLog2 (float32 log), and a fractional part below 1e-3f
+        cell_scale_log2, frac = fp.checked_log2(s_c)
+        if not abs(np.float32(frac)) < np.float32(1e-3):
             raise self.fail(f"cell state scale {s_c} is not a power of two (TFLite requires one)")
         cell_shift = 30 + cell_scale_log2
         if not 0 <= cell_shift <= 31:
