@@ -80,12 +80,16 @@ class Flavor:
     # -- using it ----------------------------------------------------------------------------------
     def kernel_class(self, opcode: str) -> Optional[KernelClass]:
         """The class that runs `opcode` here; None if the interpreter lacks it or nobody has one."""
+        return self._entry(opcode)[1]
+
+    def _entry(self, opcode: str) -> tuple[bool, Optional[KernelClass]]:
+        """(whether this flavour or a parent lists the op, its class there: None = refused)."""
         fl: Optional[Flavor] = self
         while fl is not None:
             if opcode in fl._table:
-                return fl._table[opcode]
+                return True, fl._table[opcode]
             fl = fl.parent
-        return None
+        return False, None
 
     def own_kernels(self) -> dict[str, Optional[KernelClass]]:
         """This flavour's own table, without what it inherits (None: an op it refuses)."""
@@ -106,22 +110,14 @@ class Flavor:
 
     def build(self, op: Operator, graph: Graph) -> Any:
         """The prepared kernel of one operator (raises ModelError naming the op)."""
-        cls = self.kernel_class(op.opcode)
+        listed, cls = self._entry(op.opcode)
         if cls is None:
-            if self._refuses(op.opcode):
+            if listed:
                 raise ModelError(f"{op.describe()}: {self.policy.runtime} has no kernel for {op.opcode}, so the "
                                  f"{self.name} flavor cannot run this model")
             raise ModelError(f"{op.describe()}: edgelstm has no kernel for {op.opcode}; supported ops are "
                              + ", ".join(self.opcodes()))
         return cls(op, graph)
-
-    def _refuses(self, opcode: str) -> bool:
-        fl: Optional[Flavor] = self
-        while fl is not None:
-            if opcode in fl._table:
-                return fl._table[opcode] is None
-            fl = fl.parent
-        return False
 
     def prepare_graph(self, graph: Graph) -> Graph:
         """The graph as this flavour's interpreter sees it. Without dynamic shapes every tensor has
